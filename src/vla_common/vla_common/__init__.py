@@ -1,0 +1,1 @@
+"""Message conversions, QoS, config, node-graph description and the vla command line."""

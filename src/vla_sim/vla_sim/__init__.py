@@ -1,0 +1,1 @@
+"""PyBullet world, scenes, instructions, expert, success checks, evaluation and the sim bridge node."""
