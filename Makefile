@@ -38,7 +38,8 @@ demo: install
 	$(VENV)/bin/vla demo "pick up the red mug" --save results/demo
 
 test: install
-	$(PY) -m pytest -q -ra tests
+	@$(PY) -m pytest -q -ra tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing"; fi; exit $$rc
 
 test-fast: install
 	$(PY) -m pytest -q -ra -m "not slow" tests

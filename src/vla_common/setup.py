@@ -22,6 +22,10 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
+        # The workspace-level launch files and parameter YAML, so that `ros2 launch vla_common
+        # sim.launch.py` works and vla_common.graph.config_dir() finds share/vla_common/config.
+        (os.path.join('share', package_name, 'launch'), sorted(glob('../../launch/*.launch.py'))),
+        (os.path.join('share', package_name, 'config'), sorted(glob('../../config/*.yaml'))),
     ],
     install_requires=['setuptools'],
     zip_safe=False,

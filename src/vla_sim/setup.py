@@ -27,7 +27,8 @@ setup(
     zip_safe=False,
     maintainer='VLA stack maintainers',
     maintainer_email='maintainers@vla-stack.dev',
-    description='PyBullet world, scenes, instructions, expert, success checks, evaluation and the sim bridge node.',
+    description=('PyBullet world, scenes, instructions, expert, success checks, evaluation '
+                 'and the sim bridge node.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

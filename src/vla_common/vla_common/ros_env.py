@@ -1,9 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """Environment that keeps DDS traffic on this machine, for tests, demos and benchmarks.
 
-``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` limits discovery to this host, the shipped Fast DDS
-profile restricts transports to shared memory and UDP on 127.0.0.1, and a random
-``ROS_DOMAIN_ID`` keeps parallel runs apart. Robot launches do not use this (README).
+The shipped Fast DDS profile (``dds/fastdds_localhost.xml``) restricts transports to shared
+memory and UDP on 127.0.0.1 (allow-listed interface, explicit loopback locators, initial peer
+127.0.0.1, no multicast), and a random ``ROS_DOMAIN_ID`` keeps parallel runs apart. Robot
+launches do not use this (README).
+
+Why ``ROS_AUTOMATIC_DISCOVERY_RANGE=SYSTEM_DEFAULT`` and not ``LOCALHOST``: with ``LOCALHOST``,
+rmw_fastrtps_cpp 8.4 (Jazzy, the pip wheels) adds a UDPv4 transport of its own next to the
+profile's, and that transport binds sockets on 0.0.0.0 and on every interface address (measured
+by reading /proc/<pid>/net/udp of a node). ``SYSTEM_DEFAULT`` makes rmw_fastrtps leave discovery
+to the profile, which keeps discovery on this host by itself; the socket test in
+tests/vla_common/test_ros_transport.py checks that every UDP socket of a node is on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -28,11 +36,13 @@ def localhost_env(domain_id: int | None = None, base: dict[str, str] | None = No
         base: environment to start from.
     """
     env = dict(os.environ if base is None else base)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SYSTEM_DEFAULT"  # discovery confined by the profile (above)
+    env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated switch that would force LOCALHOST again
+    env.pop("ROS_STATIC_PEERS", None)
     env["ROS_DOMAIN_ID"] = str(random_domain_id() if domain_id is None else domain_id)
     env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
     env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
-    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"  # the profile is Fast DDS configuration
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

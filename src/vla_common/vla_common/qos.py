@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: Apache-2.0
+"""QoS profiles, one per kind of stream, chosen on purpose (STYLE.md "QoS per stream").
+
+* ``SENSOR_QOS``: camera images and joint states. Best effort, keep last 5, volatile: a late
+  frame is worth less than the next one, and a best-effort subscriber also matches reliable
+  publishers (realsense2_camera publishes reliable by default).
+* ``RELIABLE_QOS``: commands and events that must not be lost (instructions, grasp/place poses,
+  trajectories, /vla/status, the feature cloud). Reliable, keep last 10, volatile.
+* ``LATCHED_QOS``: state that a late joiner must still get (camera info, static calibration,
+  the last candidate set). Reliable, transient local, keep last 1.
+"""
+
+from __future__ import annotations
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                        reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+__all__ = ["SENSOR_QOS", "RELIABLE_QOS", "LATCHED_QOS"]

@@ -1,0 +1,225 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Motion backends behind one interface: the built-in planner, or MoveIt via moveit_py.
+
+``make_backend(cfg)`` picks one from ``backend: builtin | moveit`` (config/executor_<robot>.yaml).
+
+- ``BuiltinBackend``: motions.plan_grasp / plan_place (OMPL + toppra/ruckig + safety). All
+  segments are planned and checked before anything moves; ``execute`` hands each trajectory to
+  a ``send`` callable (the executor node publishes a JointTrajectory) and returns at once; the
+  node watches /joint_states for completion.
+- ``MoveItBackend``: on a real robot with MoveIt 2 (Jazzy) installed. Each pose goal is planned
+  right before it runs (MoveIt starts from the current state), using exactly the moveit_py
+  calls: ``MoveItPy(node_name=...)``, ``get_planning_component(group)``,
+  ``set_start_state_to_current_state()``, ``set_goal_state(pose_stamped_msg=..., pose_link=...)``,
+  ``plan()``, ``execute(plan.trajectory, controllers=[])`` (blocking). ``moveit.planning`` is
+  imported only when no MoveItPy instance is injected. MoveIt cannot be installed here, so it
+  is tested against tests/vla_executor/fake_moveit.py (FakeMoveItPy), which records the calls.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vla_executor.motions import (
+    GripperAction,
+    MotionConfig,
+    MotionError,
+    MotionPlan,
+    Segment,
+    lifted,
+    offset_along_approach,
+    plan_grasp,
+    plan_place,
+)
+from vla_executor.planner import CollisionChecker
+from vla_executor.robot_model import RobotModel
+from vla_executor.safety import check_target
+from vla_executor.timing import Trajectory
+
+
+@dataclass
+class PoseGoal:
+    """A pose step planned by the backend just before it runs (MoveIt)."""
+
+    name: str
+    T_base_tool: np.ndarray
+    cartesian: bool
+
+
+Step = Segment | GripperAction | PoseGoal
+
+
+class MotionBackend(ABC):
+    """Plans grasp/place step lists and executes arm steps."""
+
+    name: str = "abstract"
+
+    def __init__(self, model: RobotModel, cfg: MotionConfig | None = None):
+        self.model = model
+        self.cfg = cfg or MotionConfig()
+
+    @abstractmethod
+    def plan_grasp(self, q_start: np.ndarray, T_grasp: np.ndarray) -> list[Step]:
+        """Steps of a grasp (raises MotionError when refused)."""
+
+    @abstractmethod
+    def plan_place(self, q_start: np.ndarray, T_place: np.ndarray) -> list[Step]:
+        """Steps of a place (raises MotionError when refused)."""
+
+    @abstractmethod
+    def plan_to_pose(self, T_base_tool: np.ndarray, q_start: np.ndarray | None = None,
+                     name: str = "move") -> Any:
+        """Plan a move of the tool to T_base_tool; returns a backend-specific planned motion."""
+
+    @abstractmethod
+    def execute(self, motion: Any) -> bool:
+        """Run a planned motion; True when accepted (builtin) or finished successfully (MoveIt)."""
+
+    @property
+    def blocking(self) -> bool:
+        """True when execute() returns only after the motion ended (MoveIt)."""
+        return False
+
+
+class BuiltinBackend(MotionBackend):
+    """OMPL + toppra/ruckig + safety checks in-process; trajectories go out through ``send``.
+
+    Args:
+        model: robot.
+        checker: collision world.
+        send: called with each Trajectory to execute (the node publishes it).
+        cfg: motion parameters.
+        holding: optional hook for plan_grasp (see motions.plan_grasp).
+    """
+
+    name = "builtin"
+
+    def __init__(self, model: RobotModel, checker: CollisionChecker, send: Callable[[Trajectory], None] | None = None,
+                 cfg: MotionConfig | None = None, holding: Callable[[bool], None] | None = None):
+        super().__init__(model, cfg)
+        self.checker = checker
+        self.send = send
+        self.holding = holding
+        self.last_plan: MotionPlan | None = None
+
+    def plan_grasp(self, q_start: np.ndarray, T_grasp: np.ndarray) -> list[Step]:
+        """All grasp segments, planned and checked."""
+        self.last_plan = plan_grasp(self.model, self.checker, q_start, T_grasp, self.cfg, self.holding)
+        return list(self.last_plan.steps)
+
+    def plan_place(self, q_start: np.ndarray, T_place: np.ndarray) -> list[Step]:
+        """All place segments, planned and checked."""
+        self.last_plan = plan_place(self.model, self.checker, q_start, T_place, self.cfg)
+        return list(self.last_plan.steps)
+
+    def plan_to_pose(self, T_base_tool: np.ndarray, q_start: np.ndarray | None = None,
+                     name: str = "move") -> Segment:
+        """A free move to an IK solution of T_base_tool nearest q_start."""
+        from vla_executor.motions import _Planner
+
+        q_start = self.model.home if q_start is None else q_start
+        p = _Planner(self.model, self.checker, self.cfg)
+        return p.free(name, q_start, p.ik(T_base_tool, q_start, name))
+
+    def execute(self, motion: Segment) -> bool:
+        """Hand the segment's trajectory to ``send``; completion is observed on /joint_states."""
+        if self.send is None:
+            raise RuntimeError("BuiltinBackend has no send callable; pass send= to execute trajectories")
+        self.send(motion.traj)
+        return True
+
+
+class MoveItBackend(MotionBackend):
+    """moveit_py (MoveIt 2 Jazzy) planning and execution for a real robot.
+
+    Args:
+        model: robot (for target checks and frame names).
+        group: MoveIt planning group.
+        pose_link: link whose pose is the goal (our ``tcp``; must exist in MoveIt's URDF).
+        frame_id: frame of the goal poses.
+        node_name: MoveItPy node name.
+        moveit: an existing MoveItPy-like object (tests inject FakeMoveItPy); None creates MoveItPy.
+        cfg: motion parameters (approach/lift distances).
+    """
+
+    name = "moveit"
+
+    def __init__(self, model: RobotModel, group: str = "arm", pose_link: str = "tcp", frame_id: str = "base_link",
+                 node_name: str = "vla_moveit_py", moveit: Any = None, cfg: MotionConfig | None = None):
+        super().__init__(model, cfg)
+        if moveit is None:
+            try:
+                from moveit.planning import MoveItPy  # lazy: only on machines with MoveIt 2
+            except ImportError as exc:
+                raise RuntimeError("backend 'moveit' needs moveit_py (apt install ros-jazzy-moveit-py); "
+                                   "use backend: builtin where MoveIt is not installed") from exc
+            moveit = MoveItPy(node_name=node_name)
+        self.robot = moveit
+        self.group = group
+        self.pose_link = pose_link
+        self.frame_id = frame_id
+        self.component = self.robot.get_planning_component(group)
+
+    @property
+    def blocking(self) -> bool:
+        """MoveItPy.execute blocks until the controllers finish."""
+        return True
+
+    def _check(self, T: np.ndarray, what: str) -> None:
+        rep = check_target(self.model, T)
+        if not rep:
+            raise MotionError(rep.reason, f"{what} pose: {rep.detail}")
+
+    def plan_grasp(self, q_start: np.ndarray, T_grasp: np.ndarray) -> list[Step]:
+        """Pose goals: open, pre-grasp, grasp, close, lift (each planned just before it runs)."""
+        self._check(T_grasp, "grasp")
+        c = self.cfg
+        return [GripperAction(True, "open"),
+                PoseGoal("to_pregrasp", offset_along_approach(T_grasp, -c.approach_distance_m), False),
+                PoseGoal("approach", np.asarray(T_grasp, float), True), GripperAction(False, "close"),
+                PoseGoal("lift", lifted(T_grasp, c.lift_height_m), True)]
+
+    def plan_place(self, q_start: np.ndarray, T_place: np.ndarray) -> list[Step]:
+        """Pose goals: pre-place, lower, open, retreat."""
+        self._check(T_place, "place")
+        c = self.cfg
+        return [PoseGoal("transport", offset_along_approach(T_place, -c.approach_distance_m), False),
+                PoseGoal("lower", np.asarray(T_place, float), True), GripperAction(True, "open"),
+                PoseGoal("retreat", offset_along_approach(T_place, -c.retreat_distance_m), True)]
+
+    def plan_to_pose(self, T_base_tool: np.ndarray, q_start: np.ndarray | None = None,
+                     name: str = "move") -> Any:
+        """Plan with MoveIt from the robot's current state; returns the MotionPlanResponse."""
+        from vla_common.conversions import matrix_to_pose_stamped
+
+        pose = matrix_to_pose_stamped(np.asarray(T_base_tool, float), frame_id=self.frame_id)
+        self.component.set_start_state_to_current_state()
+        self.component.set_goal_state(pose_stamped_msg=pose, pose_link=self.pose_link)
+        plan = self.component.plan()
+        if not plan:
+            code = getattr(getattr(plan, "error_code", None), "val", "?")
+            raise MotionError("no_path", f"{name}: MoveIt planning failed (error code {code})")
+        return plan
+
+    def execute(self, motion: Any) -> bool:
+        """Execute a MotionPlanResponse (blocking); True when MoveIt reports success."""
+        status = self.robot.execute(motion.trajectory, controllers=[])
+        return bool(status)
+
+
+def make_backend(kind: str, model: RobotModel, checker: CollisionChecker | None = None,
+                 send: Callable[[Trajectory], None] | None = None, cfg: MotionConfig | None = None,
+                 **moveit_kwargs: Any) -> MotionBackend:
+    """Backend from config: ``builtin`` or ``moveit`` (moveit_kwargs go to MoveItBackend)."""
+    if kind == "builtin":
+        if checker is None:
+            raise ValueError("backend 'builtin' needs a collision checker")
+        return BuiltinBackend(model, checker, send, cfg)
+    if kind == "moveit":
+        return MoveItBackend(model, cfg=cfg, **moveit_kwargs)
+    raise ValueError(f"unknown backend {kind!r}; choose 'builtin' or 'moveit'")

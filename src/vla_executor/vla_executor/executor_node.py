@@ -1,0 +1,196 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Executor node: grasp/place poses in, safe arm trajectories and gripper commands out.
+
+Subscribes ``/vla/grasp_pose`` and ``/vla/place_pose`` (geometry_msgs/PoseStamped, frame
+``world`` or ``base_link``), ``/joint_states``, ``/vla/estop`` (std_msgs/Bool) and, optionally,
+``/vla/feature_cloud`` (sensor_msgs/PointCloud2) as collision occupancy. Publishes
+trajectory_msgs/JointTrajectory on ``/arm_controller/joint_trajectory``, std_msgs/Float64 on
+``/gripper_controller/command`` (1.0 open, 0.0 closed) and JSON status events on /vla/status
+(motion_started, motion_refused, motion_done, estop).
+
+All logic lives in the plain-Python ``ExecutionCore`` (execution.py); this node converts
+messages and runs a timer. The collision world is the table plus, when
+``use_feature_cloud`` is set, the latest feature cloud as voxels (no simulator ground truth).
+
+Run: ``executor_node --ros-args --params-file config/executor.yaml --params-file
+config/executor_ur5.yaml -p robot:=ur5``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import JointState, PointCloud2
+from std_msgs.msg import Bool, Float64, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from vla_common.conversions import joint_state_to_numpy, pointcloud2_to_numpy, pose_stamped_to_matrix
+from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
+from vla_common.status import make_status
+from vla_common.transforms import pose_to_matrix
+from vla_executor.backends import make_backend
+from vla_executor.execution import ExecutionCore, ExecutionParams, SendGripper, SendTrajectory, Status
+from vla_executor.motions import MotionConfig
+from vla_executor.planner import PyBulletCollisionChecker, table_box
+from vla_executor.robot_model import RobotModel
+from vla_executor.timing import Trajectory
+
+
+def trajectory_to_msg(traj: Trajectory, joint_names: list[str], stride: int = 1) -> JointTrajectory:
+    """Trajectory -> JointTrajectory (header stamp 0 = start now); every ``stride``-th sample + the last."""
+    msg = JointTrajectory()
+    msg.joint_names = list(joint_names)
+    idx = list(range(0, len(traj.t), max(1, stride)))
+    if idx[-1] != len(traj.t) - 1:
+        idx.append(len(traj.t) - 1)
+    for k in idx:
+        pt = JointTrajectoryPoint()
+        pt.positions = [float(v) for v in traj.q[k]]
+        pt.velocities = [float(v) for v in traj.qd[k]]
+        pt.accelerations = [float(v) for v in traj.qdd[k]]
+        sec = int(traj.t[k])
+        pt.time_from_start.sec = sec
+        pt.time_from_start.nanosec = int(round((float(traj.t[k]) - sec) * 1e9))
+        msg.points.append(pt)
+    return msg
+
+
+class ExecutorNode(Node):
+    """Thin rclpy adapter around ExecutionCore."""
+
+    def __init__(self) -> None:
+        super().__init__("executor")
+        self.robot_name = str(self.declare_parameter("robot", "ur5").value)
+        self.backend_kind = str(self.declare_parameter("backend", "builtin").value)
+        timing = str(self.declare_parameter("timing", "toppra").value)
+        speed_scale = float(self.declare_parameter("speed_scale", 0.5).value)
+        approach = float(self.declare_parameter("approach_distance_m", 0.10).value)
+        lift = float(self.declare_parameter("lift_height_m", 0.15).value)
+        retreat = float(self.declare_parameter("retreat_distance_m", 0.10).value)
+        planning_timeout = float(self.declare_parameter("planning_timeout_s", 2.0).value)
+        goal_tol = float(self.declare_parameter("goal_tolerance_rad", 0.02).value)
+        goal_timeout = float(self.declare_parameter("goal_timeout_s", 3.0).value)
+        self.use_cloud = bool(self.declare_parameter("use_feature_cloud", False).value)
+        self.voxel_m = float(self.declare_parameter("cloud_voxel_m", 0.02).value)
+        self.keep_out_m = float(self.declare_parameter("cloud_keep_out_radius_m", 0.08).value)
+        self.tick_hz = float(self.declare_parameter("tick_rate_hz", 50.0).value)
+        self.traj_stride = int(self.declare_parameter("trajectory_stride", 1).value)
+        arm_topic = str(self.declare_parameter("trajectory_topic", "/arm_controller/joint_trajectory").value)
+        gripper_topic = str(self.declare_parameter("gripper_topic", "/gripper_controller/command").value)
+        self.moveit_group = str(self.declare_parameter("moveit_group", "arm").value)
+        if self.tick_hz <= 0 or self.voxel_m <= 0:
+            raise ValueError("tick_rate_hz and cloud_voxel_m must be > 0")
+
+        self.model = RobotModel.load(self.robot_name)
+        base = self.model.config.get("base_pose_world", {"xyz": [0, 0, 0], "quat_xyzw": [0, 0, 0, 1]})
+        self.T_world_base = pose_to_matrix(base["xyz"], base["quat_xyzw"])
+        cfg = MotionConfig(approach_distance_m=approach, lift_height_m=lift, retreat_distance_m=retreat,
+                           timing=timing, planning_timeout_s=planning_timeout, speed_scale=speed_scale)
+        self.checker = None
+        if self.backend_kind == "builtin":
+            self.checker = PyBulletCollisionChecker(self.model, [table_box(self.model)])
+            backend = make_backend("builtin", self.model, self.checker, cfg=cfg)
+        else:
+            backend = make_backend(self.backend_kind, self.model, cfg=cfg, group=self.moveit_group,
+                                   pose_link=self.model.tool_frame, frame_id=self.model.base_frame)
+        self.core = ExecutionCore(self.model, backend, ExecutionParams(goal_tolerance_rad=goal_tol,
+                                                                        goal_timeout_s=goal_timeout))
+        self._cloud_xyz: np.ndarray | None = None
+
+        self.traj_pub = self.create_publisher(JointTrajectory, arm_topic, RELIABLE_QOS)
+        self.gripper_pub = self.create_publisher(Float64, gripper_topic, RELIABLE_QOS)
+        self.status_pub = self.create_publisher(String, "/vla/status", RELIABLE_QOS)
+        self.create_subscription(PoseStamped, "/vla/grasp_pose", lambda m: self._on_pose(m, "grasp"), RELIABLE_QOS)
+        self.create_subscription(PoseStamped, "/vla/place_pose", lambda m: self._on_pose(m, "place"), RELIABLE_QOS)
+        self.create_subscription(JointState, "/joint_states", self._on_joint_state, SENSOR_QOS)
+        self.create_subscription(Bool, "/vla/estop", self._on_estop, RELIABLE_QOS)
+        if self.use_cloud:
+            self.create_subscription(PointCloud2, "/vla/feature_cloud", self._on_cloud, RELIABLE_QOS)
+        self.timer = self.create_timer(1.0 / self.tick_hz, self._on_tick)
+        self.get_logger().info(f"executor up: robot={self.robot_name} backend={self.backend_kind} "
+                               f"timing={timing} cloud={'on' if self.use_cloud else 'off'}")
+
+    # ------------------------------------------------------------------ callbacks
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        names, pos = joint_state_to_numpy(msg)
+        vel = np.asarray(msg.velocity, dtype=np.float64) if len(msg.velocity) == len(names) else None
+        self._emit(self.core.on_joint_state(self._now(), list(names), pos, vel))
+
+    def _on_pose(self, msg: PoseStamped, kind: str) -> None:
+        frame = msg.header.frame_id or "world"
+        try:
+            T = pose_stamped_to_matrix(msg)
+        except ValueError as exc:
+            self._status("motion_refused", "warn", f"{kind} refused: {exc}", kind=kind, reason="invalid_pose")
+            return
+        if frame == "world":
+            T = np.linalg.inv(self.T_world_base) @ T
+        elif frame != self.model.base_frame:
+            self._status("motion_refused", "warn", f"{kind} refused: pose frame {frame!r} is neither 'world' nor "
+                         f"{self.model.base_frame!r}", kind=kind, reason="unknown_frame")
+            return
+        if self.checker is not None and self.use_cloud and self._cloud_xyz is not None:
+            keep_out = [(T[:3, 3], self.keep_out_m)]
+            if self.core.q is not None:  # the held object moves with the gripper
+                keep_out.append((self.model.fk(self.core.q)[:3, 3], self.keep_out_m))
+            n_vox = self.checker.set_point_cloud(self._cloud_xyz, self.voxel_m, keep_out=keep_out)
+            self.get_logger().info(f"collision world: table + {n_vox} cloud voxels")
+        self._emit(self.core.request(self._now(), kind, T))
+
+    def _on_estop(self, msg: Bool) -> None:
+        self._emit(self.core.estop(self._now(), bool(msg.data)))
+
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        xyz, _, _ = pointcloud2_to_numpy(msg)
+        pts = np.asarray(xyz, dtype=np.float64)
+        if msg.header.frame_id in ("world", ""):
+            pts = (np.linalg.inv(self.T_world_base) @ np.c_[pts, np.ones(len(pts))].T).T[:, :3]
+        self._cloud_xyz = pts
+
+    def _on_tick(self) -> None:
+        self._emit(self.core.tick(self._now()))
+
+    # ------------------------------------------------------------------ outputs
+    def _emit(self, commands: list) -> None:
+        for c in commands:
+            if isinstance(c, SendTrajectory):
+                self.traj_pub.publish(trajectory_to_msg(c.traj, c.joint_names, self.traj_stride))
+            elif isinstance(c, SendGripper):
+                self.gripper_pub.publish(Float64(data=float(c.value)))
+            elif isinstance(c, Status):
+                self._status(c.event, c.level, c.detail, **c.fields)
+
+    def _status(self, event: str, level: str, detail: str, **fields) -> None:
+        self.status_pub.publish(String(data=make_status("executor", event, level, detail, robot=self.robot_name,
+                                                        **fields)))
+        log = self.get_logger().warning if level != "info" else self.get_logger().info
+        log(f"{event}: {detail}")
+
+    def destroy_node(self) -> None:
+        """Release the collision client too."""
+        if self.checker is not None:
+            self.checker.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the executor node until shut down."""
+    rclpy.init(args=args)
+    node = ExecutorNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The perception node: three RGB-D cameras -> /vla/feature_cloud (PointCloud2 x y z rgb f0..fD-1).
+
+A thin rclpy adapter around :class:`vla_perception.sources.RosCameraSource` (stamp
+synchronisation) and :class:`vla_perception.pipeline.PerceptionPipeline` (CLIP + SR §3.2 fusion).
+It subscribes each camera's realsense2_camera topics (``<prefix>/<name>/color/image_raw``,
+``.../aligned_depth_to_color/image_raw``, ``.../color/camera_info``) with sensor QoS, publishes a
+cloud at ``publish_rate_hz`` (0 = only on request) and whenever a ``std_msgs/Empty`` arrives on
+``/vla/perception/request``, and reports ``cloud_published`` (timings, points, dropped views) and
+``view_dropped`` events on ``/vla/status``.
+
+Run: ``perception_node --ros-args --params-file config/perception.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Empty, String
+
+from vla_common import conversions as conv
+from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
+from vla_common.status import make_status
+from vla_perception.fusion import FusionConfig, NoUsableViewError
+from vla_perception.pipeline import PerceptionConfig, PerceptionPipeline
+from vla_perception.sources import RosCameraSource, load_rig_extrinsics, realsense_topics
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def resolve_config_path(path: str) -> Path:
+    """An absolute path, or a relative one found under $VLA_CONFIG_DIR/.., the cwd or the repository."""
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    roots = [Path(os.environ["VLA_CONFIG_DIR"]).parent] if "VLA_CONFIG_DIR" in os.environ else []
+    roots += [Path.cwd(), REPO_ROOT]
+    for root in roots:
+        if (root / p).is_file():
+            return root / p
+    raise FileNotFoundError(f"rig calibration {path!r} not found under {[str(r) for r in roots]}; pass an "
+                            "absolute path in the rig_calibration parameter")
+
+
+class PerceptionNode(Node):
+    """Synchronise cameras, fuse CLIP features, publish the feature cloud (module docstring)."""
+
+    def __init__(self, node_name: str = "perception") -> None:
+        super().__init__(node_name)
+        defaults = FusionConfig()
+        self.declare_parameter("cameras", ["top", "left", "right"])
+        self.declare_parameter("camera_prefix", "/cameras")
+        self.declare_parameter("rig_calibration", "config/rig_sim.yaml")
+        self.declare_parameter("sync_slop_s", 0.05)
+        self.declare_parameter("partial_after_s", 1.0)
+        self.declare_parameter("publish_rate_hz", 1.0)
+        self.declare_parameter("frame_id", "world")
+        self.declare_parameter("clip_model", "compact")
+        self.declare_parameter("clip_pretrained", "")
+        self.declare_parameter("clip_readout", "")
+        self.declare_parameter("device", "cpu")
+        self.declare_parameter("threads", 2)
+        for name in FusionConfig.__dataclass_fields__:
+            value = getattr(defaults, name)
+            self.declare_parameter(f"fusion.{name}", list(value) if isinstance(value, tuple) else value)
+        gp = self.get_parameter
+        self.cameras = list(gp("cameras").value)
+        self.frame_id = gp("frame_id").value
+        self.rate_hz = float(gp("publish_rate_hz").value)
+        self.partial_after_s = float(gp("partial_after_s").value)
+        fusion = FusionConfig.from_dict({n: gp(f"fusion.{n}").value for n in FusionConfig.__dataclass_fields__})
+        cfg = PerceptionConfig(clip_model=gp("clip_model").value, clip_pretrained=gp("clip_pretrained").value or None,
+                               clip_readout=gp("clip_readout").value or None, device=gp("device").value,
+                               threads=int(gp("threads").value), fusion=fusion)
+        rig_path = resolve_config_path(gp("rig_calibration").value)
+        self.source = RosCameraSource(self.cameras, load_rig_extrinsics(rig_path), float(gp("sync_slop_s").value))
+        self.pipeline = PerceptionPipeline(cfg)
+
+        self.cloud_pub = self.create_publisher(PointCloud2, "/vla/feature_cloud", RELIABLE_QOS)
+        self.status_pub = self.create_publisher(String, "/vla/status", RELIABLE_QOS)
+        prefix = gp("camera_prefix").value
+        for cam in self.cameras:
+            topics = realsense_topics(cam, prefix)
+            self.create_subscription(Image, topics["color"], lambda m, c=cam: self._on_color(c, m), SENSOR_QOS)
+            self.create_subscription(Image, topics["depth"], lambda m, c=cam: self._on_depth(c, m), SENSOR_QOS)
+            self.create_subscription(CameraInfo, topics["info"], lambda m, c=cam: self._on_info(c, m), SENSOR_QOS)
+        self.create_subscription(Empty, "/vla/perception/request", self._on_request, RELIABLE_QOS)
+        self._requested = False
+        self._due = self.rate_hz > 0
+        self._last_set_time = time.monotonic()
+        self._n_published = 0
+        if self.rate_hz > 0:
+            self.create_timer(1.0 / self.rate_hz, self._on_rate)
+        self.create_timer(0.05, self._maybe_publish)
+        self.get_logger().info(f"perception: cameras {self.cameras} from {rig_path}, CLIP {self.pipeline.clip.source} "
+                               f"(D={self.pipeline.clip.dim}), rate {self.rate_hz} Hz")
+
+    # ------------------------------------------------------------------ inputs
+    def _on_color(self, cam: str, msg: Image) -> None:
+        try:
+            self.source.add_color(cam, conv.time_to_s(msg.header.stamp), conv.image_to_rgb(msg))
+        except ValueError as exc:
+            self._status("view_dropped", "warn", f"camera {cam}: bad colour image: {exc}", camera=cam)
+
+    def _on_depth(self, cam: str, msg: Image) -> None:
+        try:
+            self.source.add_depth(cam, conv.time_to_s(msg.header.stamp), conv.depth_image_to_metres(msg))
+        except ValueError as exc:
+            self._status("view_dropped", "warn", f"camera {cam}: bad depth image: {exc}", camera=cam)
+
+    def _on_info(self, cam: str, msg: CameraInfo) -> None:
+        try:
+            self.source.set_info(cam, conv.camera_info_to_intrinsics(msg))
+        except ValueError as exc:
+            self._status("view_dropped", "warn", f"camera {cam}: bad camera_info: {exc}", camera=cam)
+
+    def _on_request(self, _msg: Empty) -> None:
+        self._requested = True
+
+    def _on_rate(self) -> None:
+        self._due = True
+
+    # ------------------------------------------------------------------ output
+    def _status(self, event: str, level: str, detail: str, **fields) -> None:
+        self.status_pub.publish(String(data=make_status(self.get_name(), event, level, detail, **fields)))
+
+    def _maybe_publish(self) -> None:
+        if not (self._due or self._requested):
+            return
+        frames = self.source.read()
+        if not frames and time.monotonic() - self._last_set_time > self.partial_after_s:
+            frames = self.source.read(allow_partial=True)
+        if not frames:
+            return
+        self._last_set_time = time.monotonic()
+        self._due = False
+        self._requested = False
+        missing = [f"{c}: {why}" for c, why in self.source.missing.items()]
+        try:
+            cloud = self.pipeline.process(frames)
+        except NoUsableViewError as exc:
+            self._status("view_dropped", "error", f"no cloud: {exc}", dropped_views=missing + [str(exc)])
+            return
+        dropped = missing + cloud.dropped_views
+        for d in dropped:
+            self._status("view_dropped", "warn", f"view dropped: {d}", camera=d.split(":")[0], reason=d)
+        stamp = max(f.stamp_s for f in frames)
+        self.cloud_pub.publish(conv.numpy_to_pointcloud2(cloud.xyz, cloud.rgb, cloud.features, self.frame_id, stamp))
+        self._n_published += 1
+        t = self.pipeline.last_timings_ms
+        self._status("cloud_published", "info",
+                     f"feature cloud {len(cloud)} points x {cloud.features.shape[1]} features from "
+                     f"{len(frames) - len(cloud.dropped_views)}/{len(self.cameras)} views in {t.get('total', 0):.0f} ms",
+                     n_points=len(cloud), dim=int(cloud.features.shape[1]), stamp_s=stamp, timings_ms=t,
+                     dropped_views=dropped)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the perception node until shutdown."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PerceptionNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,386 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Multi-head attention variants behind one interface, selectable by name.
+
+Every module here is a full multi-head attention block (input projections, attention, output
+projection) with the same call signature::
+
+    out, weights = attn(q, k, v, key_padding_mask=None, q_pos=None, k_pos=None, need_weights=False)
+
+* ``q`` (B, Nq, D), ``k`` and ``v`` (B, Nk, D); ``out`` (B, Nq, D).
+* ``key_padding_mask`` (B, Nk) bool, **True marks a padded key that must be ignored** (the
+  ``torch.nn.MultiheadAttention`` convention). A masked key gets exactly zero weight and its
+  content cannot change the output. A row with every key masked yields zeros.
+* ``q_pos`` (B, Nq, 3) / ``k_pos`` (B, Nk, 3): optional 3D positions in metres, used by the
+  variants that have a relative position term (DSSA).
+* ``weights`` (B, Nq, Nk): head-averaged attention weights when ``need_weights`` is True (and the
+  variant can attribute its output to keys), else None.
+
+Variants (``make_attention(name, dim, num_heads, **kw)``):
+
+``softmax``
+    Standard scaled dot-product attention through ``torch.nn.functional.scaled_dot_product_attention``
+    (fused kernel, no (B, H, N, N) tensor on the fast path).
+``relu``
+    Plain ReLU attention baseline, ``A = relu(QK^T / sqrt(d)) / n_valid`` (Wortsman et al. 2023,
+    "Replacing softmax with ReLU in vision transformers"); materialises the score map.
+``dssa``
+    Deep Sparse Self-Attention, SR paper (001) Sec. 3.3, Fig. 4. The equations were lost in the
+    text extraction; the forms used here are:
+
+    * scores ``S = Q K^T / sqrt(d_h) + B`` with ``B`` a learnable relative position bias indexed
+      by the bucketed 3D distance ``||p_i - p_j||`` (log-spaced buckets, one table entry per head
+      and bucket, as in T5/Swin relative bias, but over metric 3D offsets);
+    * dense convolutional branch (DCSA): ``A_d = softmax(Conv2d_3x3(S))`` - a 3x3 convolution over
+      the (Nq, Nk) score map with heads as channels, initialised to the identity so training starts
+      from plain softmax attention; ``O_d = A_d V``;
+    * sparse branch (SSA, ref. [32] Zhang et al. 2021, "Sparse Attention with Linear Units"):
+      ``A_s = relu(S)^2`` (no softmax: exactly zero wherever ``S <= 0``), ``O_s = RMSNorm(A_s V)``
+      (ReLA normalises the unnormalised output with an RMSNorm with learnable gain, per head);
+    * adaptive fusion: ``O = w_d O_d + w_s O_s`` with ``(w_d, w_s) = softmax(alpha)``, alpha a
+      learnable 2-vector, so the weights are positive and sum to one.
+
+    DSSA needs the full (B, H, Nq, Nk) score map (the convolution runs over it), so its memory
+    grows as N^2.
+``mgfa``
+    Memory-gated filtering attention (000, Ren & Shi 2025; only the summary is available, so the
+    design is ours). Each query attends to ``k_keep + M`` tokens instead of ``Nk``:
+
+    1. a learned gate ``g_j = sigmoid(w^T LN(k_j) + b)`` scores every key (O(Nk D));
+    2. filtering: the ``k_keep`` keys with the highest gate are kept (top-k, O(Nk log k)); their
+       values are scaled by ``g_j`` so the gate receives gradient;
+    3. memory: ``M`` learned summary slots pool *all* valid keys with a linear-cost attention,
+       ``P = softmax_j(m_i^T K_j / sqrt(d_h) + log g_j)``, memory keys ``P K`` and values ``P V``
+       (O(M Nk D));
+    4. each query runs softmax attention (SDPA) over the ``k_keep + M`` tokens
+       (O(Nq (k_keep + M) D)).
+
+    Total cost O((Nq + Nk)(k_keep + M) D) time and O(B H Nq (k_keep + M)) memory: linear in N for
+    fixed ``k_keep`` and ``M``; no (B, H, N, N) tensor is ever built. With ``need_weights`` the
+    weights over the original keys are recovered exactly: top-k weights are scattered back and each
+    memory slot's weight is spread over the keys by its pooling weights ``P``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ATTENTION_TYPES = ("softmax", "relu", "dssa", "mgfa")
+
+
+class AttentionBase(nn.Module):
+    """Shared projections and head handling for all attention variants.
+
+    Args:
+        dim: model width D (must be divisible by ``num_heads``).
+        num_heads: number of heads H.
+        dropout: dropout on the attention output projection.
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f"attention dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, N, Dh)
+
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, n, _ = x.shape
+        return x.transpose(1, 2).reshape(b, n, self.dim)  # (B, N, D)
+
+    @staticmethod
+    def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kpm: torch.Tensor | None) -> None:
+        if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
+            shapes = f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+            raise ValueError(f"q, k, v must be (B, N, D); got {shapes}")
+        if k.shape[:2] != v.shape[:2]:
+            raise ValueError(f"k and v must share (B, Nk); got {tuple(k.shape)} and {tuple(v.shape)}")
+        if kpm is not None and (kpm.shape != k.shape[:2] or kpm.dtype != torch.bool):
+            raise ValueError(
+                f"key_padding_mask must be bool (B, Nk) = {tuple(k.shape[:2])}; "
+                f"got {kpm.dtype} {tuple(kpm.shape)}"
+            )
+
+    def _project(self, q, k, v):
+        return self._split(self.q_proj(q)), self._split(self.k_proj(k)), self._split(self.v_proj(v))
+
+    def _finish(self, o: torch.Tensor, empty_rows: torch.Tensor | None) -> torch.Tensor:
+        out = self.dropout(self.out_proj(self._merge(o)))  # (B, Nq, D)
+        if empty_rows is not None:
+            out = out.masked_fill(empty_rows[:, None, None], 0.0)
+        return out
+
+    @staticmethod
+    def _empty(kpm: torch.Tensor | None) -> torch.Tensor | None:
+        """(B,) True where every key is masked (the output of such rows is zeroed)."""
+        if kpm is None:
+            return None
+        empty = kpm.all(dim=1)
+        return empty if bool(empty.any()) else None
+
+
+class SoftmaxAttention(AttentionBase):
+    """Softmax multi-head attention via ``F.scaled_dot_product_attention`` (the MHSA baseline)."""
+
+    def forward(self, q, k, v, key_padding_mask=None, q_pos=None, k_pos=None, need_weights=False):
+        """Attend; see the module docstring for shapes and mask convention."""
+        self._check(q, k, v, key_padding_mask)
+        qh, kh, vh = self._project(q, k, v)  # (B, H, N, Dh)
+        empty = self._empty(key_padding_mask)
+        kpm = key_padding_mask
+        if empty is not None:  # keep softmax finite for fully masked rows; they are zeroed after
+            kpm = kpm & ~empty[:, None]
+        if need_weights:
+            s = qh @ kh.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, Nq, Nk)
+            if kpm is not None:
+                s = s.masked_fill(kpm[:, None, None, :], float("-inf"))
+            a = s.softmax(-1)
+            o = a @ vh
+            w = a.mean(1)
+            if empty is not None:
+                w = w.masked_fill(empty[:, None, None], 0.0)
+            return self._finish(o, empty), w
+        mask = None if kpm is None else ~kpm[:, None, None, :]  # True = take part
+        o = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask)
+        return self._finish(o, empty), None
+
+
+class ReluAttention(AttentionBase):
+    """Plain ReLU attention baseline: ``A = relu(QK^T/sqrt(d)) / n_valid_keys``."""
+
+    def forward(self, q, k, v, key_padding_mask=None, q_pos=None, k_pos=None, need_weights=False):
+        """Attend; see the module docstring for shapes and mask convention."""
+        self._check(q, k, v, key_padding_mask)
+        qh, kh, vh = self._project(q, k, v)
+        s = qh @ kh.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, Nq, Nk)
+        a = F.relu(s)
+        if key_padding_mask is not None:
+            a = a.masked_fill(key_padding_mask[:, None, None, :], 0.0)
+            n_valid = (~key_padding_mask).sum(1).clamp(min=1).to(a.dtype)  # (B,)
+        else:
+            n_valid = torch.full((q.shape[0],), float(k.shape[1]), dtype=a.dtype, device=a.device)
+        a = a / n_valid[:, None, None, None]
+        o = a @ vh
+        return self._finish(o, self._empty(key_padding_mask)), (a.mean(1) if need_weights else None)
+
+
+class RelativePositionBias(nn.Module):
+    """Learnable per-head bias indexed by the bucketed 3D distance between query and key positions.
+
+    Buckets: bucket 0 holds distances below ``min_dist_m``; buckets 1..n-1 are log-spaced up to
+    ``max_dist_m`` (larger distances share the last bucket). The table starts at zero.
+    """
+
+    def __init__(
+        self, num_heads: int, num_buckets: int = 16, min_dist_m: float = 0.005, max_dist_m: float = 0.5
+    ) -> None:
+        super().__init__()
+        self.num_buckets = num_buckets
+        edges = torch.logspace(math.log10(min_dist_m), math.log10(max_dist_m), num_buckets - 1)
+        self.register_buffer("edges", edges, persistent=False)
+        self.table = nn.Parameter(torch.zeros(num_buckets, num_heads))
+
+    def forward(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
+        """(B, Nq, 3), (B, Nk, 3) metres -> bias (B, H, Nq, Nk)."""
+        d = torch.cdist(q_pos.float(), k_pos.float())  # (B, Nq, Nk)
+        idx = torch.bucketize(d, self.edges)  # (B, Nq, Nk) in [0, num_buckets - 1]
+        return self.table[idx].permute(0, 3, 1, 2)  # (B, H, Nq, Nk)
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm over the last dimension with a learnable gain (Zhang & Sennrich 2019)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x`` by its root mean square."""
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class DSSAttention(AttentionBase):
+    """Deep Sparse Self-Attention (SR paper Sec. 3.3): dense conv-softmax branch + ReLU^2 branch.
+
+    See the module docstring for the formulas. Extra args:
+        num_buckets: relative-position buckets of the bias ``B``.
+        conv_kernel: kernel size of the convolution over the score map (odd).
+        sparse_init: initial fusion logit of the sparse branch relative to the dense one.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        num_buckets: int = 16,
+        conv_kernel: int = 3,
+        sparse_init: float = 0.0,
+    ) -> None:
+        super().__init__(dim, num_heads, dropout)
+        if conv_kernel % 2 != 1:
+            raise ValueError(f"DSSA conv_kernel must be odd, got {conv_kernel}")
+        self.rel_bias = RelativePositionBias(num_heads, num_buckets)
+        self.score_conv = nn.Conv2d(num_heads, num_heads, conv_kernel, padding=conv_kernel // 2)
+        with torch.no_grad():  # identity init: the dense branch starts as plain softmax attention
+            self.score_conv.weight.zero_()
+            self.score_conv.bias.zero_()
+            c = conv_kernel // 2
+            for h in range(num_heads):
+                self.score_conv.weight[h, h, c, c] = 1.0
+        self.sparse_norm = RMSNorm(self.head_dim)
+        self.fusion_logits = nn.Parameter(torch.tensor([0.0, float(sparse_init)]))
+        self._last_sparse: torch.Tensor | None = None  # for inspection in tests
+
+    @property
+    def fusion_weights(self) -> torch.Tensor:
+        """(2,) softmax-normalised (dense, sparse) branch weights."""
+        return self.fusion_logits.softmax(0)
+
+    def scores(self, qh, kh, q_pos, k_pos) -> torch.Tensor:
+        """Scores S = QK^T/sqrt(d_h) + B, (B, H, Nq, Nk)."""
+        s = qh @ kh.transpose(-2, -1) / math.sqrt(self.head_dim)
+        if q_pos is not None and k_pos is not None:
+            s = s + self.rel_bias(q_pos, k_pos)
+        return s
+
+    def forward(self, q, k, v, key_padding_mask=None, q_pos=None, k_pos=None, need_weights=False):
+        """Attend; see the module docstring for shapes and mask convention."""
+        self._check(q, k, v, key_padding_mask)
+        qh, kh, vh = self._project(q, k, v)
+        s = self.scores(qh, kh, q_pos, k_pos)  # (B, H, Nq, Nk)
+        kpm4 = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
+        if kpm4 is not None:  # zero masked scores so the convolution cannot carry their content
+            s = s.masked_fill(kpm4, 0.0)
+        # dense convolutional branch
+        sd = self.score_conv(s)
+        empty = self._empty(key_padding_mask)
+        if kpm4 is not None:
+            m = kpm4 if empty is None else kpm4 & ~empty[:, None, None, None]
+            sd = sd.masked_fill(m, float("-inf"))
+        a_d = sd.softmax(-1)
+        o_d = a_d @ vh  # (B, H, Nq, Dh)
+        # sparse ReLU^2 branch (exactly zero where S <= 0)
+        a_s = F.relu(s).square()
+        if kpm4 is not None:
+            a_s = a_s.masked_fill(kpm4, 0.0)
+        self._last_sparse = a_s.detach()
+        o_s = self.sparse_norm(a_s @ vh)
+        w = self.fusion_weights
+        o = w[0] * o_d + w[1] * o_s
+        weights = None
+        if need_weights:
+            weights = (w[0] * a_d + w[1] * a_s / a_s.sum(-1, keepdim=True).clamp(min=1e-9)).mean(1)
+            if empty is not None:
+                weights = weights.masked_fill(empty[:, None, None], 0.0)
+        return self._finish(o, empty), weights
+
+
+class MemoryGatedFilteringAttention(AttentionBase):
+    """Memory-gated filtering attention: gated top-k keys + M pooled memory slots (linear in N).
+
+    See the module docstring for the design and its complexity. Extra args:
+        k_keep: number of keys each query sees directly (top-k by the learned gate).
+        num_memory: number M of learned summary slots pooling all keys.
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, k_keep: int = 64, num_memory: int = 8):
+        super().__init__(dim, num_heads, dropout)
+        if k_keep < 1 or num_memory < 1:
+            raise ValueError(f"mgfa needs k_keep >= 1 and num_memory >= 1, got {k_keep}, {num_memory}")
+        self.k_keep = k_keep
+        self.num_memory = num_memory
+        self.gate_norm = nn.LayerNorm(dim)
+        self.gate = nn.Linear(dim, 1)
+        nn.init.normal_(self.gate.weight, std=0.02)
+        nn.init.constant_(self.gate.bias, 2.0)  # gates start open (sigmoid(2) = 0.88)
+        self.memory = nn.Parameter(torch.randn(num_heads, num_memory, self.head_dim) * self.head_dim**-0.5)
+        self.last_gate: torch.Tensor | None = None
+
+    def forward(self, q, k, v, key_padding_mask=None, q_pos=None, k_pos=None, need_weights=False):
+        """Attend; see the module docstring for shapes and mask convention."""
+        self._check(q, k, v, key_padding_mask)
+        b, nk, _ = k.shape
+        qh, kh, vh = self._project(q, k, v)  # (B, H, N, Dh)
+        gate_logit = self.gate(self.gate_norm(k)).squeeze(-1)  # (B, Nk)
+        g = torch.sigmoid(gate_logit)
+        self.last_gate = g.detach()
+        empty = self._empty(key_padding_mask)
+        kpm = key_padding_mask
+        if kpm is not None and empty is not None:
+            kpm = kpm & ~empty[:, None]
+        # 1-2. filtering: top-k keys by gate (masked keys last)
+        kk = min(self.k_keep, nk)
+        rank = gate_logit.detach() if kpm is None else gate_logit.detach().masked_fill(kpm, float("-inf"))
+        idx = rank.topk(kk, dim=1).indices  # (B, k)
+        idx_h = idx[:, None, :, None].expand(b, self.num_heads, kk, self.head_dim)
+        k_sel = kh.gather(2, idx_h)  # (B, H, k, Dh)
+        g_sel = g.gather(1, idx)  # (B, k)
+        v_sel = vh.gather(2, idx_h) * g_sel[:, None, :, None]
+        sel_masked = None if kpm is None else kpm.gather(1, idx)  # (B, k)
+        # 3. memory: M slots pool all valid keys, linear in Nk
+        p = torch.einsum("hmd,bhnd->bhmn", self.memory, kh) / math.sqrt(self.head_dim)  # (B, H, M, Nk)
+        p = p + torch.log(g.clamp(min=1e-6))[:, None, None, :]
+        if kpm is not None:
+            p = p.masked_fill(kpm[:, None, None, :], float("-inf"))
+        p = p.softmax(-1)
+        k_mem = p @ kh  # (B, H, M, Dh)
+        v_mem = p @ vh
+        # 4. queries attend to k + M tokens
+        k_all = torch.cat([k_sel, k_mem], dim=2)  # (B, H, k+M, Dh)
+        v_all = torch.cat([v_sel, v_mem], dim=2)
+        mask = None
+        if sel_masked is not None:
+            keep = torch.cat([~sel_masked, sel_masked.new_ones(b, self.num_memory)], dim=1)  # (B, k+M)
+            mask = keep[:, None, None, :]
+        weights = None
+        if need_weights:
+            s = qh @ k_all.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, Nq, k+M)
+            if mask is not None:
+                s = s.masked_fill(~mask, float("-inf"))
+            a = s.softmax(-1)
+            o = a @ v_all
+            w_sel, w_mem = a[..., :kk], a[..., kk:]
+            full = w_mem @ p  # (B, H, Nq, Nk): memory weight spread by pooling weights
+            idx4 = idx[:, None, None, :].expand(-1, self.num_heads, q.shape[1], -1)  # (B, H, Nq, k)
+            full = full.scatter_add(3, idx4, w_sel)
+            weights = full.mean(1)
+            if empty is not None:
+                weights = weights.masked_fill(empty[:, None, None], 0.0)
+        else:
+            o = F.scaled_dot_product_attention(qh, k_all, v_all, attn_mask=mask)
+        return self._finish(o, empty), weights
+
+
+def make_attention(name: str, dim: int, num_heads: int, dropout: float = 0.0, **kwargs) -> AttentionBase:
+    """Build an attention module by name (one of ``ATTENTION_TYPES``).
+
+    Extra keyword arguments go to the variant (``num_buckets``, ``conv_kernel`` for dssa;
+    ``k_keep``, ``num_memory`` for mgfa); arguments meant for another variant are ignored.
+    """
+    if name == "softmax":
+        return SoftmaxAttention(dim, num_heads, dropout)
+    if name == "relu":
+        return ReluAttention(dim, num_heads, dropout)
+    if name == "dssa":
+        keys = ("num_buckets", "conv_kernel", "sparse_init")
+        return DSSAttention(dim, num_heads, dropout, **{k: v for k, v in kwargs.items() if k in keys})
+    if name == "mgfa":
+        keys = ("k_keep", "num_memory")
+        extra = {k: v for k, v in kwargs.items() if k in keys}
+        return MemoryGatedFilteringAttention(dim, num_heads, dropout, **extra)
+    raise ValueError(f"unknown attention type {name!r}; choose one of {ATTENTION_TYPES}")

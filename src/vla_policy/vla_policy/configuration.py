@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Configuration of the two-stage alignment policy, and its named variants (SR paper Sec. 4 ablation).
+
+The config is the contract between data, model, training and the policy: every switch of the
+ablation is one field, and ``PolicyConfig.from_variant(name)`` builds the named variants:
+
+| variant   | two_stage (1-Align) | attention | posa | align_loss |
+|-----------|---------------------|-----------|------|------------|
+| BASE      | no (whole cloud)    | softmax   | no   | no         |
+| SR-A      | yes                 | softmax   | no   | yes        |
+| SR        | yes                 | dssa      | no   | yes        |
+| SR+PosA   | yes                 | dssa      | yes  | yes        |
+| SR+MGFA   | yes                 | mgfa      | yes  | yes        |
+
+The defaults are sized for a 2-core CPU: width 128, 4 heads, 2 encoder layers over a cloud
+sub-sampled to 1024 tokens, of which the 1-Align semantic mask keeps 256 (the paper's width 768
+costs ~14 s per batch of 32 on this CPU; see shared/reference/sim-assets-and-costs.md Sec. 5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from vla_policy.attention import ATTENTION_TYPES
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "BASE": {"two_stage": False, "attention": "softmax", "posa": False, "align_loss": False},
+    "SR-A": {"two_stage": True, "attention": "softmax", "posa": False, "align_loss": True},
+    "SR": {"two_stage": True, "attention": "dssa", "posa": False, "align_loss": True},
+    "SR+PosA": {"two_stage": True, "attention": "dssa", "posa": True, "align_loss": True},
+    "SR+MGFA": {"two_stage": True, "attention": "mgfa", "posa": True, "align_loss": True},
+}
+
+
+@dataclass
+class PolicyConfig:
+    """Two-stage cross-modal alignment policy.
+
+    Args:
+        variant: name of the variant this config was built from (informational).
+        feature_dim: width Dc of the CLIP point and text features (set from the data / extractor).
+        d_model: model width D.
+        num_heads: attention heads H.
+        num_layers: encoder layers L (self-attention over the semantic cloud + FFN).
+        ffn_mult: FFN hidden width as a multiple of ``d_model``.
+        dropout: dropout rate in attention outputs and FFNs.
+        attention: encoder attention type, one of ``softmax``, ``relu``, ``dssa``, ``mgfa``.
+        two_stage: True = 1-Align (language -> vision) then 2-Align on the semantic mask;
+            False = BASE, 2-Align over the whole cloud.
+        num_points: cloud tokens N the model sees (the cloud is sub-sampled to this many points).
+        num_keep: points kept by the 1-Align semantic mask (top-k by relevance).
+        max_candidates: candidates C per decision (padding above the real count).
+        dssa_buckets: relative-position buckets of DSSA's bias.
+        mgfa_k_keep: keys each query sees directly in MGFA.
+        mgfa_memory: MGFA memory slots M.
+        posa: enable the pose-conditioned anchor attention loss (PosA-VLA).
+        posa_weight: weight of the anchor loss.
+        posa_sigma_m: width (metres) of the Gaussian anchor region around the target position.
+        align_loss: enable the cross-modal alignment (InfoNCE) loss (000).
+        align_weight: weight of the alignment loss.
+        align_temperature: InfoNCE temperature.
+        pos_scale: positions (metres, centred on the cloud mean) are multiplied by this before the
+            MLPs, so a 0.5 m workspace spans ~[-1, 1].
+        lr: Adam learning rate (paper: 1e-4).
+        batch_size: training batch (paper: 32).
+        weight_decay: Adam weight decay.
+    """
+
+    variant: str = "SR"
+    # I/O
+    feature_dim: int = 256
+    # architecture
+    d_model: int = 128
+    num_heads: int = 4
+    num_layers: int = 2
+    ffn_mult: int = 2
+    dropout: float = 0.0
+    attention: str = "dssa"
+    two_stage: bool = True
+    num_points: int = 1024
+    num_keep: int = 256
+    max_candidates: int = 64
+    dssa_buckets: int = 16
+    mgfa_k_keep: int = 64
+    mgfa_memory: int = 8
+    pos_scale: float = 4.0
+    # auxiliary losses
+    posa: bool = False
+    posa_weight: float = 0.2
+    posa_sigma_m: float = 0.03
+    align_loss: bool = True
+    align_weight: float = 0.1
+    align_temperature: float = 0.1
+    # training
+    lr: float = 1e-4
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTION_TYPES:
+            raise ValueError(f"PolicyConfig.attention={self.attention!r}; choose one of {ATTENTION_TYPES}")
+        for name in ("feature_dim", "d_model", "num_heads", "num_layers", "ffn_mult", "num_points",
+                     "num_keep", "max_candidates", "mgfa_k_keep", "mgfa_memory", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"PolicyConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.d_model % self.num_heads != 0:
+            raise ValueError(
+                f"PolicyConfig.d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if self.two_stage and self.num_keep > self.num_points:
+            raise ValueError(
+                f"PolicyConfig.num_keep ({self.num_keep}) must be <= num_points ({self.num_points})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"PolicyConfig.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("posa_sigma_m", "align_temperature", "lr", "pos_scale"):
+            if float(getattr(self, name)) <= 0:
+                raise ValueError(f"PolicyConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.align_loss and not self.two_stage:
+            raise ValueError("PolicyConfig.align_loss needs two_stage=True (it aligns the 1-Align relevance)")
+
+    @classmethod
+    def from_variant(cls, name: str, **overrides: Any) -> PolicyConfig:
+        """The named variant (``BASE``, ``SR-A``, ``SR``, ``SR+PosA``, ``SR+MGFA``) with overrides."""
+        if name not in VARIANTS:
+            raise ValueError(f"unknown policy variant {name!r}; choose one of {list(VARIANTS)}")
+        kwargs = {**VARIANTS[name], "variant": name, **overrides}
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (saved next to the weights)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
+        """Inverse of ``to_dict``; unknown keys raise a clear error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown PolicyConfig keys {sorted(unknown)}; known keys: {sorted(known)}")
+        return cls(**d)

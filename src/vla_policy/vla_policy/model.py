@@ -1,0 +1,260 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Two-stage cross-modal alignment model (SR paper 001, Sec. 3.3, Fig. 3) with PosA and 000's losses.
+
+Pipeline for one decision (shapes per sample; B batch, N points, T text tokens, C candidates,
+K = ``num_keep`` points in the semantic mask, Dc CLIP width, D model width):
+
+1. Visual-position tokens: ``v_n = MLP([f_n, s * (p_n - mean(p))])`` from the fused CLIP point
+   features ``f`` (N, Dc) and positions ``p`` (N, 3) -> (N, D).
+2. 1-Align (language -> vision, "coarse semantic localisation"): the instruction tokens, projected
+   to D, are the queries and the visual tokens the keys: per point and token
+   ``r_tn = q_t . k_n / sqrt(D)``; relevance ``r_n`` = mean over valid tokens (N,). The semantic
+   mask keeps the top-K points by ``r_n``; the language-driven semantic cloud is
+   ``x_n = v_n + sigmoid(r_n) * W e_text`` on those points (K, D) (the sigmoid gate lets the action
+   loss reach the relevance).
+3. Encoder: L layers of pre-LN ``x = x + Attn(LN x)``, ``x = x + FFN(LN x)`` over the semantic
+   cloud, with the selectable attention (softmax / relu / dssa / mgfa; DSSA gets the point
+   positions for its relative bias).
+4. 2-Align (action -> vision, "fine geometric adaptation"): each candidate, a 7-D pose
+   (xyz centred and scaled like the points, quaternion xyzw with w >= 0), is embedded by a 3-layer
+   MLP into a query; it cross-attends to the encoded semantic cloud (softmax attention with a
+   learnable relative position bias between the candidate and point positions, initialised to
+   favour nearby points), then FFN, then an MLP head gives one score per candidate (C,).
+
+BASE (``two_stage=False``) skips 2 and runs 3-4 over all N points.
+
+Losses (``PolicyModel.loss``):
+* ``ce``: cross-entropy of the candidate scores against the expert's candidate index.
+* ``posa`` (PosA-VLA, 002; on/off): pose-conditioned anchor attention. The anchor distribution over
+  points is a Gaussian around the expert's target position, ``a_n ∝ exp(-|p_n - p*|^2 / 2 sigma^2)``;
+  the loss is ``KL(a || attn)`` for every candidate query's cross-attention (and, in two-stage
+  variants, for the 1-Align relevance distribution ``softmax_n(r_n)``), averaged.
+* ``align`` (000's cross-modal alignment perception; on/off): symmetric InfoNCE between the
+  relevance-pooled visual feature ``sum_n softmax(r)_n W_v v_n`` and the pooled instruction
+  embedding ``W_t e_text`` across the batch (CLIP-style, temperature tau).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vla_policy.attention import RelativePositionBias, make_attention
+from vla_policy.configuration import PolicyConfig
+
+# batch keys (shapes per batch)
+XYZ = "xyz"  # (B, N, 3) float, metres, world frame
+FEATURES = "features"  # (B, N, Dc) float
+POINT_MASK = "point_mask"  # (B, N) bool, True = real point
+TEXT = "text"  # (B, T, Dc) float, CLIP text tokens (token 0 = pooled sentence embedding)
+TEXT_MASK = "text_mask"  # (B, T) bool, True = real token
+CANDIDATES = "candidates"  # (B, C, 7) float, xyz (m) + quaternion xyzw
+CAND_MASK = "cand_mask"  # (B, C) bool, True = real candidate
+LABEL = "label"  # (B,) long, expert candidate index
+TARGET_XYZ = "target_xyz"  # (B, 3) float, expert target position (PosA)
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+class EncoderLayer(nn.Module):
+    """Pre-LN transformer layer: selectable self-attention + FFN, residual connections."""
+
+    def __init__(self, cfg: PolicyConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.d_model)
+        self.attn = make_attention(
+            cfg.attention, cfg.d_model, cfg.num_heads, cfg.dropout,
+            num_buckets=cfg.dssa_buckets, k_keep=cfg.mgfa_k_keep, num_memory=cfg.mgfa_memory,
+        )
+        self.norm2 = nn.LayerNorm(cfg.d_model)
+        self.ffn = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.ffn_mult * cfg.d_model), nn.GELU(), nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.ffn_mult * cfg.d_model, cfg.d_model),
+        )
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor | None, pos: torch.Tensor) -> torch.Tensor:
+        """(B, K, D), pad (B, K) True = padding, pos (B, K, 3) metres -> (B, K, D)."""
+        h = self.norm1(x)
+        a, _ = self.attn(h, h, h, key_padding_mask=pad, q_pos=pos, k_pos=pos)
+        x = x + a
+        return x + self.ffn(self.norm2(x))
+
+
+class CandidateCrossAttention(nn.Module):
+    """Candidate queries over point tokens: softmax attention + relative position bias, with weights."""
+
+    def __init__(self, d_model: int, num_heads: int, num_buckets: int = 16) -> None:
+        super().__init__()
+        self.h = num_heads
+        self.dh = d_model // num_heads
+        self.q = nn.Linear(d_model, d_model)
+        self.k = nn.Linear(d_model, d_model)
+        self.v = nn.Linear(d_model, d_model)
+        self.o = nn.Linear(d_model, d_model)
+        self.bias = RelativePositionBias(num_heads, num_buckets)
+        with torch.no_grad():  # start by favouring points near the candidate (local geometry)
+            ramp = -0.5 * torch.arange(num_buckets, dtype=torch.float32)
+            self.bias.table.copy_(ramp[:, None].expand(num_buckets, num_heads))
+
+    def forward(self, q, kv, pad, q_pos, k_pos):
+        """Attend: q (B,C,D), kv (B,K,D), pad (B,K), positions (m) -> out (B,C,D), weights (B,C,K)."""
+        b, c, d = q.shape
+        k_ = kv.shape[1]
+        qh = self.q(q).view(b, c, self.h, self.dh).transpose(1, 2)  # (B, H, C, Dh)
+        kh = self.k(kv).view(b, k_, self.h, self.dh).transpose(1, 2)  # (B, H, K, Dh)
+        vh = self.v(kv).view(b, k_, self.h, self.dh).transpose(1, 2)
+        s = qh @ kh.transpose(-2, -1) / math.sqrt(self.dh) + self.bias(q_pos, k_pos)  # (B, H, C, K)
+        if pad is not None:
+            s = s.masked_fill(pad[:, None, None, :], float("-inf"))
+        a = s.softmax(-1)
+        o = (a @ vh).transpose(1, 2).reshape(b, c, d)
+        return self.o(o), a.mean(1)
+
+
+def canonical_pose7(pose7: torch.Tensor) -> torch.Tensor:
+    """(…, 7) xyz + quat xyzw with the quaternion normalised and w >= 0 (q and -q are one rotation)."""
+    xyz, quat = pose7[..., :3], pose7[..., 3:]
+    quat = F.normalize(quat, dim=-1)
+    quat = torch.where(quat[..., 3:4] < 0, -quat, quat)
+    return torch.cat([xyz, quat], dim=-1)
+
+
+class PolicyModel(nn.Module):
+    """Two-stage alignment network; ``forward(batch) -> dict``, ``loss(batch, out) -> (loss, logs)``."""
+
+    def __init__(self, cfg: PolicyConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.vis_mlp = _mlp([cfg.feature_dim + 3, d, d])
+        self.vis_norm = nn.LayerNorm(d)
+        if cfg.two_stage:
+            self.text_q = nn.Linear(cfg.feature_dim, d)
+            self.rel_k = nn.Linear(d, d)
+            self.lang_inject = nn.Linear(cfg.feature_dim, d)
+            self.rel_bias = nn.Parameter(torch.zeros(()))
+            self.align_v = nn.Linear(d, d)
+            self.align_t = nn.Linear(cfg.feature_dim, d)
+        self.layers = nn.ModuleList([EncoderLayer(cfg) for _ in range(cfg.num_layers)])
+        self.enc_norm = nn.LayerNorm(d)
+        self.cand_mlp = _mlp([7, d, d, d])  # 3-layer MLP on the 7-D pose
+        self.cross_norm = nn.LayerNorm(d)
+        self.cross = CandidateCrossAttention(d, cfg.num_heads, cfg.dssa_buckets)
+        self.cand_norm = nn.LayerNorm(d)
+        self.cand_ffn = _mlp([d, cfg.ffn_mult * d, d])
+        self.head = _mlp([d, d, 1])
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _relevance(self, vis, text, text_mask, point_mask):
+        """1-Align relevance logits (B, N) and the pooled sentence embedding (B, Dc)."""
+        q = self.text_q(text)  # (B, T, D)
+        k = self.rel_k(vis)  # (B, N, D)
+        r_tn = q @ k.transpose(1, 2) / math.sqrt(self.cfg.d_model)  # (B, T, N)
+        w = text_mask.float()
+        r = (r_tn * w[:, :, None]).sum(1) / w.sum(1, keepdim=True).clamp(min=1)  # (B, N)
+        r = r + self.rel_bias
+        return r.masked_fill(~point_mask, float("-inf"))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Score the candidates.
+
+        Args:
+            batch: the keys listed at the top of this module (LABEL / TARGET_XYZ optional).
+
+        Returns:
+            dict with ``logits`` (B, C) (-inf at padded candidates), ``relevance`` (B, N) 1-Align
+            logits (-inf at padded points; zeros for BASE), ``keep_idx`` (B, K) indices of the
+            semantic mask, ``cross_attn`` (B, C, K), ``kept_xyz`` (B, K, 3), ``kept_pad`` (B, K),
+            and for two-stage models ``align_vis`` (B, D) / ``align_txt`` (B, D).
+        """
+        xyz, feats, pmask = batch[XYZ], batch[FEATURES], batch[POINT_MASK]
+        if not bool(pmask.any(1).all()):
+            raise ValueError("every sample needs at least one real point (point_mask all False)")
+        cfg = self.cfg
+        w = pmask.float()[..., None]
+        center = (xyz * w).sum(1, keepdim=True) / w.sum(1, keepdim=True)  # (B, 1, 3)
+        rel = (xyz - center) * cfg.pos_scale  # (B, N, 3)
+        vis = self.vis_norm(self.vis_mlp(torch.cat([feats, rel], dim=-1)))  # (B, N, D)
+        out: dict[str, torch.Tensor] = {}
+        if cfg.two_stage:
+            text, tmask = batch[TEXT], batch[TEXT_MASK]
+            r = self._relevance(vis, text, tmask, pmask)  # (B, N)
+            kk = min(cfg.num_keep, xyz.shape[1])
+            keep_idx = r.detach().topk(kk, dim=1).indices  # (B, K)
+            gate = torch.sigmoid(r).masked_fill(~pmask, 0.0)  # (B, N)
+            sent = text[:, 0]  # (B, Dc)
+            x = vis + gate[..., None] * self.lang_inject(sent)[:, None, :]  # (B, N, D)
+            x = x.gather(1, keep_idx[..., None].expand(-1, -1, x.shape[-1]))  # (B, K, D)
+            kept_xyz = xyz.gather(1, keep_idx[..., None].expand(-1, -1, 3))  # (B, K, 3)
+            kept_pad = ~pmask.gather(1, keep_idx)  # (B, K)
+            p = torch.softmax(r, dim=1)  # (B, N)
+            out["align_vis"] = (p[..., None] * self.align_v(vis)).sum(1)  # (B, D)
+            out["align_txt"] = self.align_t(sent)  # (B, D)
+            out["relevance"] = r
+        else:
+            keep_idx = torch.arange(xyz.shape[1], device=xyz.device).expand(xyz.shape[0], -1)
+            x, kept_xyz, kept_pad = vis, xyz, ~pmask
+            out["relevance"] = torch.zeros_like(pmask, dtype=xyz.dtype)
+        pad = kept_pad if bool(kept_pad.any()) else None
+        for layer in self.layers:
+            x = layer(x, pad, kept_xyz)
+        x = self.enc_norm(x)
+        cands = canonical_pose7(batch[CANDIDATES])  # (B, C, 7)
+        cand_in = torch.cat([(cands[..., :3] - center) * cfg.pos_scale, cands[..., 3:]], dim=-1)
+        qc = self.cand_mlp(cand_in)  # (B, C, D)
+        a, attn = self.cross(self.cross_norm(qc), x, pad, cands[..., :3], kept_xyz)
+        qc = qc + a
+        qc = qc + self.cand_ffn(self.cand_norm(qc))
+        logits = self.head(qc).squeeze(-1)  # (B, C)
+        logits = logits.masked_fill(~batch[CAND_MASK], float("-inf"))
+        out.update(logits=logits, keep_idx=keep_idx, cross_attn=attn, kept_xyz=kept_xyz, kept_pad=kept_pad)
+        return out
+
+    # -- training ----------------------------------------------------------------------------
+    def _anchor(self, pts: torch.Tensor, pad: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Gaussian anchor distribution over points (B, N) around target (B, 3)."""
+        d2 = (pts - target[:, None, :]).square().sum(-1)  # (B, N)
+        logit = -d2 / (2 * self.cfg.posa_sigma_m**2)
+        return logit.masked_fill(pad, float("-inf")).softmax(-1)
+
+    def loss(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]):
+        """Total loss and a dict of float logs (``ce``, ``acc``, ``posa``, ``align``)."""
+        cfg = self.cfg
+        label = batch[LABEL]
+        logits = out["logits"]
+        ce = F.cross_entropy(logits, label)
+        logs = {"ce": float(ce.detach()), "acc": float((logits.argmax(-1) == label).float().mean())}
+        total = ce
+        if cfg.posa:
+            tgt = batch[TARGET_XYZ]
+            a = self._anchor(out["kept_xyz"], out["kept_pad"], tgt)  # (B, K)
+            attn = out["cross_attn"].clamp(min=1e-9)  # (B, C, K)
+            cm = batch[CAND_MASK].float()
+            kl = (a[:, None, :] * (a[:, None, :].clamp(min=1e-9).log() - attn.log())).sum(-1)  # (B, C)
+            posa = (kl * cm).sum() / cm.sum().clamp(min=1)
+            if cfg.two_stage:
+                a_all = self._anchor(batch[XYZ], ~batch[POINT_MASK], tgt)  # (B, N)
+                logp = torch.log_softmax(out["relevance"], dim=1).clamp(min=-1e4)
+                posa = 0.5 * posa + 0.5 * (a_all * (a_all.clamp(min=1e-9).log() - logp)).sum(-1).mean()
+            total = total + cfg.posa_weight * posa
+            logs["posa"] = float(posa.detach())
+        if cfg.align_loss and cfg.two_stage and logits.shape[0] > 1:
+            v = F.normalize(out["align_vis"], dim=-1)
+            t = F.normalize(out["align_txt"], dim=-1)
+            sim = v @ t.T / cfg.align_temperature  # (B, B)
+            tgt = torch.arange(sim.shape[0], device=sim.device)
+            align = 0.5 * (F.cross_entropy(sim, tgt) + F.cross_entropy(sim.T, tgt))
+            total = total + cfg.align_weight * align
+            logs["align"] = float(align.detach())
+        logs["loss"] = float(total.detach())
+        return total, logs

@@ -1,0 +1,281 @@
+# SPDX-License-Identifier: Apache-2.0
+"""ROS 2 policy node: owns a task from the instruction to its final result.
+
+Topics (docs/ARCHITECTURE.md, shared/DESIGN.md):
+
+* subscribes ``/vla/instruction`` (std_msgs/String), ``/vla/feature_cloud`` (sensor_msgs/PointCloud2
+  with ``x y z`` + ``f0..f{D-1}``), ``/vla/status`` (the executor's ``motion_done`` /
+  ``motion_refused`` events);
+* publishes ``/vla/grasp_pose`` / ``/vla/place_pose`` (geometry_msgs/PoseStamped, frame ``world``),
+  ``/vla/grasp_candidates`` (geometry_msgs/PoseArray, for RViz), ``/vla/perception/request``
+  (std_msgs/Empty) and status events on ``/vla/status``.
+
+Task life cycle (a timer drives it; callbacks only record what arrived):
+
+1. An instruction that is empty, over ``max_instruction_chars`` or arrives while a task runs is
+   refused with ``instruction_refused`` (no task starts). Otherwise ``instruction_received``; a
+   pick-and-place sentence ("put the X near the Y") becomes a grasp stage ("grasp the X") and a
+   place stage ("put it near the Y"), any other sentence a grasp-only task.
+2. Each attempt requests a fresh cloud and waits for one stamped after the request; the policy
+   decides; ``grasp_selected`` / ``place_selected`` plus the pose are published, or
+   ``target_not_found`` ends the task.
+3. The executor's ``motion_done`` (field ``success``) ends the attempt. A failed attempt excludes a
+   ``exclude_radius_m`` region around the failed pose and retries, up to ``max_attempts``.
+4. Every task ends with exactly one ``task_succeeded`` or ``task_failed`` (also on timeouts).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseArray, PoseStamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import Empty, String
+from vla_common.conversions import (
+    matrices_to_pose_array,
+    matrix_to_pose_stamped,
+    pointcloud2_to_numpy,
+    time_to_s,
+)
+from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
+from vla_common.status import make_status
+
+from vla_policy.policy import InstructionError, check_instruction
+
+NODE = "policy"
+_PICK_PLACE = re.compile(
+    r"^(?:put|place|move|set)\s+(?P<obj>.+?)\s+(?P<rel>on top of|on|in|into|near|around|next to|left of|"
+    r"right of|in front of|behind|to the left of|to the right of)\s+(?P<ref>.+)$",
+    re.IGNORECASE,
+)
+
+
+def split_task(instruction: str) -> list[tuple[str, str]]:
+    """Stages (kind, text) of an instruction: pick-and-place -> grasp + place, else grasp only."""
+    m = _PICK_PLACE.match(instruction.strip())
+    if m and m.group("obj").lower() not in ("it", "this", "that"):
+        return [("grasp", f"grasp {m.group('obj')}"), ("place", f"put it {m.group('rel')} {m.group('ref')}")]
+    if m:
+        return [("place", instruction)]
+    return [("grasp", instruction)]
+
+
+@dataclass
+class _Task:
+    instruction: str
+    stages: list[tuple[str, str]]
+    stage: int = 0
+    attempt: int = 0
+    state: str = "need_cloud"  # need_cloud | wait_cloud | wait_motion
+    requested_s: float = 0.0
+    waiting_since_s: float = 0.0
+    last_pose: np.ndarray | None = None
+    exclude: list[tuple[np.ndarray, float]] = field(default_factory=list)
+
+
+class _Cloud:
+    def __init__(self, xyz: np.ndarray, features: np.ndarray) -> None:
+        self.xyz, self.features = xyz, features
+
+
+class PolicyNode(Node):
+    """The policy node (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__(NODE)
+        self.checkpoint = str(self.declare_parameter("checkpoint", "SR").value)
+        self.clip_model = str(self.declare_parameter("clip_model", "compact").value)
+        self.max_chars = int(self.declare_parameter("max_instruction_chars", 200).value)
+        self.max_attempts = int(self.declare_parameter("max_attempts", 3).value)
+        self.exclude_radius_m = float(self.declare_parameter("exclude_radius_m", 0.03).value)
+        self.cloud_timeout_s = float(self.declare_parameter("cloud_timeout_s", 20.0).value)
+        self.motion_timeout_s = float(self.declare_parameter("motion_timeout_s", 120.0).value)
+        self.frame_id = str(self.declare_parameter("frame_id", "world").value)
+        self.tick_s = float(self.declare_parameter("tick_s", 0.05).value)
+        for name, val in (("max_instruction_chars", self.max_chars), ("max_attempts", self.max_attempts)):
+            if val < 1:
+                raise ValueError(f"parameter {name} must be >= 1, got {val}")
+        timeouts = (("cloud_timeout_s", self.cloud_timeout_s), ("motion_timeout_s", self.motion_timeout_s),
+                    ("tick_s", self.tick_s))
+        for name, val in timeouts:
+            if val <= 0:
+                raise ValueError(f"parameter {name} must be > 0, got {val}")
+        self.status_pub = self.create_publisher(String, "/vla/status", RELIABLE_QOS)
+        self.grasp_pub = self.create_publisher(PoseStamped, "/vla/grasp_pose", RELIABLE_QOS)
+        self.place_pub = self.create_publisher(PoseStamped, "/vla/place_pose", RELIABLE_QOS)
+        self.cands_pub = self.create_publisher(PoseArray, "/vla/grasp_candidates", RELIABLE_QOS)
+        self.request_pub = self.create_publisher(Empty, "/vla/perception/request", RELIABLE_QOS)
+        self.create_subscription(String, "/vla/instruction", self._on_instruction, RELIABLE_QOS)
+        self.create_subscription(PointCloud2, "/vla/feature_cloud", self._on_cloud, SENSOR_QOS)
+        self.create_subscription(String, "/vla/status", self._on_status, RELIABLE_QOS)
+        self.task: _Task | None = None
+        self.cloud: tuple[float, PointCloud2] | None = None
+        self.motion_result: dict[str, Any] | None = None
+        self._policy = None
+        self._encoder = None
+        self.timer = self.create_timer(self.tick_s, self._tick)
+        self.get_logger().info(f"policy node up (checkpoint {self.checkpoint!r}, clip {self.clip_model!r})")
+
+    # ------------------------------------------------------------------ helpers
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _status(self, event: str, level: str = "info", detail: str = "", **fields: Any) -> None:
+        self.status_pub.publish(String(data=make_status(NODE, event, level, detail, **fields)))
+        log = self.get_logger().warning if level != "info" else self.get_logger().info
+        log(f"{event}: {detail}")
+
+    def _end(self, ok: bool, detail: str, **fields: Any) -> None:
+        task = self.task
+        self.task = None
+        self._status("task_succeeded" if ok else "task_failed", "info" if ok else "error", detail,
+                     instruction=task.instruction if task else "", **fields)
+
+    def _load(self) -> None:
+        if self._policy is None:
+            from vla_perception.clip_features import ClipFeatureExtractor
+
+            from vla_policy.policy import Policy
+
+            self._policy = Policy.load(self.checkpoint)
+            self._encoder = ClipFeatureExtractor(self.clip_model)
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_instruction(self, msg: String) -> None:
+        try:
+            text = check_instruction(msg.data, self.max_chars)
+        except InstructionError as exc:
+            self._status("instruction_refused", "warn", str(exc), length=len(msg.data))
+            return
+        if self.task is not None:
+            self._status("instruction_refused", "warn",
+                         f"busy with {self.task.instruction!r}; send the next instruction when it has ended",
+                         instruction=text)
+            return
+        self.task = _Task(text, split_task(text))
+        self._status("instruction_received", "info", f"task started: {text!r}", instruction=text,
+                     stages=[k for k, _ in self.task.stages])
+
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        self.cloud = (time_to_s(msg.header.stamp), msg)
+
+    def _on_status(self, msg: String) -> None:
+        try:
+            ev = json.loads(msg.data)
+        except json.JSONDecodeError:
+            return
+        if not isinstance(ev, dict) or ev.get("node") == NODE:
+            return
+        if ev.get("event") in ("motion_done", "motion_refused"):
+            self.motion_result = ev
+
+    # ------------------------------------------------------------------ task machine
+    def _tick(self) -> None:
+        task = self.task
+        if task is None:
+            return
+        now = self._now()
+        if task.state == "need_cloud":
+            task.requested_s = now
+            task.waiting_since_s = now
+            task.state = "wait_cloud"
+            self.cloud = None if self.cloud is None or self.cloud[0] < now else self.cloud
+            self.request_pub.publish(Empty())
+        elif task.state == "wait_cloud":
+            if self.cloud is not None and self.cloud[0] >= task.requested_s:
+                self._decide(task, self.cloud[1])
+            elif now - task.waiting_since_s > self.cloud_timeout_s:
+                self._end(False, f"no feature cloud newer than the request within "
+                                 f"{self.cloud_timeout_s:.0f} s; is the perception node running?")
+        elif task.state == "wait_motion":
+            if self.motion_result is not None:
+                ev, self.motion_result = self.motion_result, None
+                self._motion_finished(task, ev)
+            elif now - task.waiting_since_s > self.motion_timeout_s:
+                self._end(False, f"no motion_done from the executor within {self.motion_timeout_s:.0f} s")
+
+    def _decide(self, task: _Task, msg: PointCloud2) -> None:
+        kind, text = task.stages[task.stage]
+        try:
+            self._load()
+            xyz, _, feats = pointcloud2_to_numpy(msg)
+            if feats is None:
+                raise ValueError("the feature cloud has no f0.. feature channels")
+            ok = np.isfinite(xyz).all(1)
+            decision = self._policy.decide(_Cloud(xyz[ok], feats[ok]), text, self._encoder, kind=kind,
+                                           exclude=task.exclude)
+        except Exception as exc:  # noqa: BLE001 - any failure ends the task with a clear status
+            self._end(False, f"policy could not decide: {exc}")
+            return
+        rel = decision.relevance
+        if decision.outcome == "target_not_found":
+            self._status("target_not_found", "warn", f"nothing in the scene matches {text!r}",
+                         presence=rel.get("presence"), threshold=rel.get("threshold"))
+            self._end(False, "target not found")
+            return
+        if decision.outcome != "ok":
+            self._attempt_failed(task, f"no {kind} candidates in the cloud")
+            return
+        stamp = self._now()
+        self.cands_pub.publish(matrices_to_pose_array(decision.candidates, self.frame_id, stamp))
+        pub = self.grasp_pub if kind == "grasp" else self.place_pub
+        pub.publish(matrix_to_pose_stamped(decision.pose, self.frame_id, stamp))
+        task.last_pose = decision.pose
+        task.state = "wait_motion"
+        task.waiting_since_s = self._now()
+        self.motion_result = None
+        what = f"{kind} candidate {decision.index} of {len(decision.candidates)}"
+        self._status(f"{kind}_selected", "info", what,
+                     instruction=text, attempt=task.attempt + 1, score=float(decision.scores[decision.index]),
+                     position=decision.pose[:3, 3], presence=rel.get("presence"),
+                     timings_ms=decision.timings_ms)
+
+    def _motion_finished(self, task: _Task, ev: dict[str, Any]) -> None:
+        kind = task.stages[task.stage][0]
+        if ev.get("event") == "motion_done" and bool(ev.get("success")):
+            task.stage += 1
+            task.attempt = 0
+            task.exclude = []
+            if task.stage >= len(task.stages):
+                self._end(True, f"{kind} succeeded")
+            else:
+                task.state = "need_cloud"
+            return
+        self._attempt_failed(task, f"{kind} attempt failed: {ev.get('detail', ev.get('event'))}")
+
+    def _attempt_failed(self, task: _Task, why: str) -> None:
+        task.attempt += 1
+        if task.last_pose is not None:
+            task.exclude.append((task.last_pose[:3, 3].copy(), self.exclude_radius_m))
+            task.last_pose = None
+        if task.attempt >= self.max_attempts:
+            self._end(False, f"{why}; gave up after {task.attempt} attempts")
+        else:
+            self._status("retrying", "warn", f"{why}; retrying with a fresh cloud", attempt=task.attempt + 1)
+            task.state = "need_cloud"
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the policy node until shut down."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PolicyNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``vla train``: imitation training of the alignment policy on collected shards.
+
+Usage::
+
+    vla train --variant SR --data data/grasp data/place --out runs/SR
+    torchrun --nproc-per-node 4 -m vla_policy.train --variant SR --data data/grasp --out runs/SR
+
+Adam, lr 1e-4, batch 32 (SR paper Sec. 4), cross-entropy against the expert's candidate plus the
+variant's auxiliary losses (model.py). Samples are split into train / validation by episode, so
+validation scenes are never trained on. Written under ``--out``:
+
+* ``metrics.jsonl``: one JSON object per logged step (train losses) and per epoch (validation);
+* ``loss.png``: the loss / accuracy curves;
+* ``last/`` and ``best/``: policy checkpoints (``config.json`` + fp16 ``model.safetensors``; ``best``
+  by validation accuracy), loadable with ``Policy.load``;
+* ``training_state.pt``: model, optimiser, step, epoch and RNG states for ``--resume`` (loaded with
+  ``torch.load(weights_only=True)``).
+
+After training, the target-not-found threshold is calibrated on the validation split (true
+instruction vs an instruction naming an object absent from the scene; balanced accuracy) and
+stored in ``best/config.json`` (``meta.presence_threshold``).
+
+Distributed: when ``WORLD_SIZE`` is set (torchrun), the process group is initialised (``nccl`` on
+CUDA, else ``gloo``), each rank trains on its shard of every batch and the model is wrapped in DDP;
+only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vla_policy.configuration import VARIANTS, PolicyConfig
+from vla_policy.data import collate, load_samples, pose_distance
+from vla_policy.model import PolicyModel
+from vla_policy.policy import Policy
+
+logger = logging.getLogger(__name__)
+
+
+def split_by_episode(samples: list[dict[str, Any]], val_frac: float, seed: int = 0):
+    """(train, val) with whole episodes on one side."""
+    eps = sorted({(s["meta"].get("task", ""), s["meta"].get("episode", i)) for i, s in enumerate(samples)})
+    rng = np.random.default_rng(seed)
+    n_val = max(1, int(round(val_frac * len(eps)))) if val_frac > 0 and len(eps) > 1 else 0
+    val_eps = {eps[i] for i in rng.permutation(len(eps))[:n_val]}
+    train, val = [], []
+    for i, s in enumerate(samples):
+        key = (s["meta"].get("task", ""), s["meta"].get("episode", i))
+        (val if key in val_eps else train).append(s)
+    return train, val
+
+
+@torch.no_grad()
+def evaluate(model: PolicyModel, samples: list[dict[str, Any]], batch_size: int = 32,
+             tol_m: float = 0.02, tol_deg: float = 15.0) -> dict[str, float]:
+    """Validation: exact candidate accuracy and the rate of picks within tol of the expert pose."""
+    model.eval()
+    cfg = model.cfg
+    hits = near = n = 0
+    loss_sum = 0.0
+    for i in range(0, len(samples), batch_size):
+        chunk = samples[i:i + batch_size]
+        batch = collate(chunk, cfg.num_points, cfg.max_candidates, rng=np.random.default_rng(0))
+        out = model(batch)
+        _, logs = model.loss(batch, out)
+        loss_sum += logs["ce"] * len(chunk)
+        pred = out["logits"].argmax(-1).numpy()
+        for j, s in enumerate(chunk):
+            lab = int(batch["label"][j])
+            hits += int(pred[j] == lab)
+            cands = s["candidates"]
+            order = np.arange(len(cands))
+            lab0, last = int(s["label"]), cfg.max_candidates - 1
+            if lab0 > last:  # mirror collate's swap
+                order[[last, lab0]] = order[[lab0, last]]
+            chosen = cands[order[pred[j]]]
+            d, a = pose_distance(chosen[None], np.asarray(s["target_pose"], dtype=np.float64)[None])
+            near += int(d[0] <= tol_m and a[0] <= tol_deg)
+            n += 1
+    model.train()
+    m = max(n, 1)
+    return {"val_acc": hits / m, "val_near": near / m, "val_ce": loss_sum / m, "val_n": n}
+
+
+@torch.no_grad()
+def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
+    """Threshold on the presence statistic: true instructions vs ones naming an absent object."""
+    rng = np.random.default_rng(seed)
+    cfg = policy.cfg
+    pos, neg = [], []
+    usable = [s for s in samples if s["meta"].get("scene_objects") and s["meta"].get("target")]
+    if len(usable) < 4:
+        return {"presence_threshold": None, "calibration": "too few samples with scene metadata"}
+    for s in usable:
+        others = [o for o in usable if o["meta"]["target"] not in s["meta"]["scene_objects"]]
+        if not others:
+            continue
+        o = others[int(rng.integers(len(others)))]
+        for text, bucket in ((s["text"], pos), (o["text"], neg)):
+            batch = collate([s], cfg.num_points, cfg.max_candidates, rng=np.random.default_rng(0),
+                            text_override=[text])
+            out = policy.model(batch)
+            bucket.append(float(policy.presence_stat(out, batch)[0]))
+    if not pos or not neg:
+        return {"presence_threshold": None, "calibration": "no negative instructions could be built"}
+    pos_a, neg_a = np.array(pos), np.array(neg)
+    cands = np.unique(np.concatenate([pos_a, neg_a]))
+    best_t, best_bacc = float(cands[0]), 0.0
+    for t in cands:
+        bacc = 0.5 * ((pos_a >= t).mean() + (neg_a < t).mean())
+        if bacc > best_bacc:
+            best_t, best_bacc = float(t), float(bacc)
+    return {"presence_threshold": best_t, "presence_balanced_acc": best_bacc,
+            "presence_pos_median": float(np.median(pos_a)), "presence_neg_median": float(np.median(neg_a)),
+            "presence_n": len(pos_a)}
+
+
+def plot_metrics(metrics_path: Path, out_png: Path) -> None:
+    """Loss and accuracy curves from ``metrics.jsonl``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    tr = [r for r in rows if r.get("split") == "train"]
+    va = [r for r in rows if r.get("split") == "val"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    if tr:
+        a1.plot([r["step"] for r in tr], [r["loss"] for r in tr], label="train loss")
+        a1.plot([r["step"] for r in tr], [r["ce"] for r in tr], label="train ce", alpha=0.7)
+        a2.plot([r["step"] for r in tr], [r["acc"] for r in tr], label="train acc", alpha=0.7)
+    if va:
+        a1.plot([r["step"] for r in va], [r["val_ce"] for r in va], "o-", label="val ce")
+        a2.plot([r["step"] for r in va], [r["val_acc"] for r in va], "o-", label="val acc (exact)")
+        a2.plot([r["step"] for r in va], [r["val_near"] for r in va], "s-", label="val within 2 cm / 15 deg")
+    a1.set_xlabel("step")
+    a2.set_xlabel("step")
+    a1.legend()
+    a2.legend()
+    a1.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise SystemExit(f"--set expects key=value, got {it!r}")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Run training as configured by the parsed command line; returns the final summary."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    samples = []
+    for d in args.data:
+        samples += load_samples(Path(d))
+    train_s, val_s = split_by_episode(samples, args.val_frac, args.seed)
+    feature_dim = int(samples[0]["features"].shape[1])
+    cfg = PolicyConfig.from_variant(args.variant, feature_dim=feature_dim, lr=args.lr,
+                                    batch_size=args.batch_size, **_parse_overrides(args.set))
+    model = PolicyModel(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, epoch, best = 0, 0, -1.0
+    rng = np.random.default_rng(args.seed + rank)
+    state_path = out / "training_state.pt"
+    if state_path.exists() and not args.no_resume:
+        st = torch.load(state_path, weights_only=True)
+        if st["config"] != cfg.to_dict():
+            raise SystemExit(f"{state_path} was written with another config; use a new --out or --no-resume")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optim"])
+        step, epoch, best = int(st["step"]), int(st["epoch"]), float(st["best"])
+        torch.set_rng_state(st["torch_rng"])
+        rng = np.random.default_rng(int(st["np_seed"]))
+        logger.info("resumed from %s at step %d (epoch %d)", state_path, step, epoch)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "data.json").write_text(json.dumps({"data": [str(d) for d in args.data], "train": len(train_s),
+                                                   "val": len(val_s), "variant": args.variant}, indent=2))
+    metrics = (out / "metrics.jsonl").open("a") if rank == 0 else None
+    per_rank = max(1, cfg.batch_size // world)
+    t_start = time.perf_counter()
+    from tqdm import tqdm
+
+    bar = tqdm(total=args.epochs, initial=epoch, desc=f"train {args.variant}", disable=rank != 0)
+    while epoch < args.epochs:
+        order = rng.permutation(len(train_s))
+        n_batches = max(1, len(order) // cfg.batch_size)
+        acc_log = []
+        for b in range(n_batches):
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size][rank * per_rank:(rank + 1) * per_rank]
+            batch = collate([train_s[i] for i in idx], cfg.num_points, cfg.max_candidates, rng=rng)
+            out_t = net(batch)
+            loss, logs = model.loss(batch, out_t)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            acc_log.append(logs)
+            if metrics and step % args.log_every == 0:
+                row = {"split": "train", "step": step, "epoch": epoch,
+                       "time_s": time.perf_counter() - t_start}
+                row.update({k: float(np.mean([lg[k] for lg in acc_log if k in lg])) for k in acc_log[-1]})
+                metrics.write(json.dumps(row) + "\n")
+                metrics.flush()
+                acc_log = []
+        epoch += 1
+        bar.update(1)
+        if rank == 0 and (epoch % args.eval_every == 0 or epoch == args.epochs):
+            ev = evaluate(model, val_s or train_s[:64]) if (val_s or train_s) else {}
+            ev.update(split="val", step=step, epoch=epoch, time_s=time.perf_counter() - t_start)
+            metrics.write(json.dumps(ev) + "\n")
+            metrics.flush()
+            meta = {"variant": args.variant, "step": step, "epoch": epoch, "train_samples": len(train_s),
+                    "val_samples": len(val_s), **{k: ev[k] for k in ("val_acc", "val_near") if k in ev}}
+            Policy(model, meta).save(out / "last")
+            if ev.get("val_acc", 0.0) > best:
+                best = ev["val_acc"]
+                Policy(model, meta).save(out / "best")
+            torch.save({"model": model.state_dict(), "optim": opt.state_dict(), "step": step, "epoch": epoch,
+                        "best": best, "config": cfg.to_dict(), "torch_rng": torch.get_rng_state(),
+                        "np_seed": int(rng.integers(2**31))}, state_path)
+            plot_metrics(out / "metrics.jsonl", out / "loss.png")
+    bar.close()
+    summary: dict[str, Any] = {"step": step, "epoch": epoch, "best_val_acc": best}
+    if rank == 0 and (out / "best" / "config.json").exists():
+        pol = Policy.load(out / "best")
+        cal = calibrate_presence(pol, val_s or train_s, args.seed)
+        pol.meta.update(cal)
+        pol.save(out / "best")
+        summary.update(cal)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line interface of ``vla train``."""
+    p = argparse.ArgumentParser(prog="vla train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--variant", default="SR", choices=list(VARIANTS))
+    p.add_argument("--data", nargs="+", required=True, help="shard directories written by `vla collect`")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, loss.png)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--val-frac", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--eval-every", type=int, default=1, help="epochs between validation + checkpoint")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing training_state.pt")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="PolicyConfig overrides")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vla train``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    for d in args.data:
+        if not Path(d).is_dir():
+            raise SystemExit(f"--data {d}: no such directory; collect data first with `vla collect`")
+    summary = train(args)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,26 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Test-run settings shared by every package's tests.
+
+One random ROS_DOMAIN_ID plus the loopback-only DDS environment (vla_common.ros_env) is applied to
+this pytest process for the whole run, so every node process a test starts inherits it: DDS
+traffic stays on this machine and parallel test runs never cross.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from vla_common.ros_env import localhost_env
+
+# Applied at import (before any test module can call rclpy.init), not only in a fixture.
+_ENV = localhost_env(domain_id=int(os.environ["VLA_TEST_DOMAIN_ID"]) if "VLA_TEST_DOMAIN_ID" in os.environ
+                     else None)
+os.environ.update(_ENV)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ros_localhost_env() -> dict[str, str]:
+    """The environment every test (and every process it starts) runs in: loopback DDS, random domain."""
+    os.environ.update(_ENV)
+    return dict(_ENV)

@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Attention variants: shapes, key-padding masks, gradient flow, DSSA sparsity and fusion weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from vla_policy.attention import ATTENTION_TYPES, DSSAttention, make_attention
+
+torch.set_num_threads(1)
+B, NQ, NK, D, H = 2, 5, 40, 32, 4
+
+
+def _inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, NQ, D, generator=g)
+    k = torch.randn(B, NK, D, generator=g)
+    v = torch.randn(B, NK, D, generator=g)
+    qp = torch.rand(B, NQ, 3, generator=g) * 0.3
+    kp = torch.rand(B, NK, 3, generator=g) * 0.3
+    kpm = torch.zeros(B, NK, dtype=torch.bool)
+    kpm[0, 30:] = True
+    kpm[1, ::3] = True
+    return q, k, v, qp, kp, kpm
+
+
+def _make(name):
+    torch.manual_seed(0)
+    return make_attention(name, D, H, k_keep=8, num_memory=4).eval()
+
+
+@pytest.mark.parametrize("name", ATTENTION_TYPES)
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_shapes(name, need_weights):
+    q, k, v, qp, kp, kpm = _inputs()
+    out, w = _make(name)(q, k, v, key_padding_mask=kpm, q_pos=qp, k_pos=kp, need_weights=need_weights)
+    assert out.shape == (B, NQ, D)
+    assert torch.isfinite(out).all()
+    if need_weights:
+        assert w.shape == (B, NQ, NK)
+    else:
+        assert w is None
+
+
+@pytest.mark.parametrize("name", ATTENTION_TYPES)
+def test_masked_keys_get_zero_weight_and_do_not_change_output(name):
+    q, k, v, qp, kp, kpm = _inputs()
+    attn = _make(name)
+    out, w = attn(q, k, v, key_padding_mask=kpm, q_pos=qp, k_pos=kp, need_weights=True)
+    assert torch.all(w.masked_select(kpm[:, None, :].expand_as(w)) == 0)
+    # scramble the content and positions of the masked keys: the output must not move
+    k2, v2, kp2 = k.clone(), v.clone(), kp.clone()
+    k2[kpm] = torch.randn(int(kpm.sum()), D) * 10
+    v2[kpm] = torch.randn(int(kpm.sum()), D) * 10
+    kp2[kpm] = torch.rand(int(kpm.sum()), 3)
+    for nw in (False, True):
+        out_a, _ = attn(q, k, v, key_padding_mask=kpm, q_pos=qp, k_pos=kp, need_weights=nw)
+        out_b, _ = attn(q, k2, v2, key_padding_mask=kpm, q_pos=qp, k_pos=kp2, need_weights=nw)
+        torch.testing.assert_close(out_a, out_b, atol=1e-5, rtol=1e-5)
+    # without the mask the scrambled keys do change the output (the test can fail)
+    out_c, _ = attn(q, k2, v2, q_pos=qp, k_pos=kp2)
+    assert not torch.allclose(out, out_c, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ATTENTION_TYPES)
+def test_fully_masked_row_gives_zeros(name):
+    q, k, v, qp, kp, kpm = _inputs()
+    kpm[1] = True
+    out, _ = _make(name)(q, k, v, key_padding_mask=kpm, q_pos=qp, k_pos=kp)
+    assert torch.isfinite(out).all()
+    assert torch.all(out[1] == 0)
+
+
+@pytest.mark.parametrize("name", ATTENTION_TYPES)
+def test_weights_match_fast_path(name):
+    q, k, v, qp, kp, kpm = _inputs()
+    attn = _make(name)
+    a, _ = attn(q, k, v, key_padding_mask=kpm, q_pos=qp, k_pos=kp, need_weights=False)
+    b, _ = attn(q, k, v, key_padding_mask=kpm, q_pos=qp, k_pos=kp, need_weights=True)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ATTENTION_TYPES)
+def test_gradients_reach_every_parameter_and_input(name):
+    q, k, v, qp, kp, kpm = _inputs()
+    q.requires_grad_(True)
+    v.requires_grad_(True)
+    attn = make_attention(name, D, H, k_keep=8, num_memory=4)
+    if name == "dssa":  # make the score conv non-identity so its off-centre taps get gradient paths
+        with torch.no_grad():
+            attn.score_conv.weight.add_(0.01 * torch.randn_like(attn.score_conv.weight))
+    out, _ = attn(q, k, v, key_padding_mask=kpm, q_pos=qp, k_pos=kp)
+    out.square().mean().backward()
+    assert q.grad is not None and q.grad.abs().sum() > 0
+    assert v.grad is not None and v.grad.abs().sum() > 0
+    for pname, p in attn.named_parameters():
+        assert p.grad is not None, f"{name}: no grad for {pname}"
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, f"{name}: zero grad for {pname}"
+
+
+def test_dssa_sparse_branch_exactly_zero_where_scores_negative():
+    q, k, v, qp, kp, _ = _inputs()
+    attn = _make("dssa")
+    attn(q, k, v, q_pos=qp, k_pos=kp)
+    qh, kh, _ = attn._project(q, k, v)
+    s = attn.scores(qh, kh, qp, kp)
+    a_s = attn._last_sparse
+    assert (s <= 0).any() and (s > 0).any()
+    assert torch.all(a_s[s <= 0] == 0)
+    torch.testing.assert_close(a_s[s > 0], s[s > 0].square())
+
+
+def test_dssa_fusion_weights_stay_normalised_during_training():
+    q, k, v, qp, kp, kpm = _inputs()
+    attn = DSSAttention(D, H)
+    opt = torch.optim.Adam(attn.parameters(), lr=0.5)
+    seen = []
+    for _ in range(5):
+        opt.zero_grad()
+        out, _ = attn(q, k, v, key_padding_mask=kpm, q_pos=qp, k_pos=kp)
+        (out[..., 0].mean() - 3.0).square().backward()
+        opt.step()
+        w = attn.fusion_weights
+        assert torch.all(w > 0)
+        torch.testing.assert_close(w.sum(), torch.tensor(1.0))
+        seen.append(w.detach().clone())
+    assert not torch.allclose(seen[0], seen[-1]), "fusion weights never moved: they are not learned"
+
+
+def test_dssa_relative_bias_uses_positions():
+    q, k, v, qp, kp, _ = _inputs()
+    attn = _make("dssa")
+    with torch.no_grad():
+        attn.rel_bias.table.copy_(torch.randn_like(attn.rel_bias.table))
+    a, _ = attn(q, k, v, q_pos=qp, k_pos=kp)
+    b, _ = attn(q, k, v, q_pos=qp, k_pos=kp * 2.0)
+    assert not torch.allclose(a, b)
+
+
+def test_mgfa_has_no_quadratic_tensor():
+    # with k_keep + M << N the attention map per query has k + M columns, never N
+    attn = make_attention("mgfa", D, H, k_keep=8, num_memory=4)
+    q = torch.randn(1, 512, D)
+    seen_shapes = []
+
+    def hook(_mod, _inp, out):
+        seen_shapes.append(out[0].shape)
+
+    attn.register_forward_hook(hook)
+    captured = []
+    orig = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(qh, kh, vh, attn_mask=None):
+        captured.append(kh.shape)
+        return orig(qh, kh, vh, attn_mask=attn_mask)
+
+    torch.nn.functional.scaled_dot_product_attention = spy
+    try:
+        attn(q, q, q)
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = orig
+    assert captured and captured[0][2] == 8 + 4
+
+
+def test_unknown_attention_name_lists_choices():
+    with pytest.raises(ValueError, match="softmax"):
+        make_attention("flash", D, H)

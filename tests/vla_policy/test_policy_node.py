@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The policy node as a real process: refuses empty and over-length instructions with a status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from std_msgs.msg import String  # noqa: E402
+from vla_common.qos import RELIABLE_QOS  # noqa: E402
+
+
+def _spin_until(node, executor, pred, timeout_s):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.1)
+        if pred():
+            return True
+    return False
+
+
+@pytest.mark.ros
+def test_policy_node_refuses_bad_instructions():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vla_policy.policy_node", "--ros-args", "-p", "max_instruction_chars:=50",
+         "-p", "checkpoint:=/nonexistent"],
+        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    ctx = rclpy.context.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = rclpy.create_node("policy_test_client", context=ctx)
+        ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        events = []
+        node.create_subscription(String, "/vla/status", lambda m: events.append(json.loads(m.data)),
+                                 RELIABLE_QOS)
+        pub = node.create_publisher(String, "/vla/instruction", RELIABLE_QOS)
+
+        def refused(pred):
+            return [e for e in events if e["event"] == "instruction_refused" and pred(e)]
+
+        # discovery takes a moment: resend until the node answers
+        ok = False
+        for _ in range(40):
+            pub.publish(String(data="   "))
+            if _spin_until(node, ex, lambda: refused(lambda e: "empty" in e["detail"]), 0.5):
+                ok = True
+                break
+            assert proc.poll() is None, proc.stdout.read()
+        assert ok, "no instruction_refused for an empty instruction"
+        e = refused(lambda e: "empty" in e["detail"])[0]
+        assert e["node"] == "policy" and e["level"] == "warn"
+
+        pub.publish(String(data="grasp the " + "very " * 20 + "red cube"))
+        assert _spin_until(node, ex, lambda: refused(lambda e: "limit of 50" in e["detail"]), 10.0)
+        # a refused instruction starts no task: no task_* event and no instruction_received
+        _spin_until(node, ex, lambda: False, 0.5)
+        started = ("task_succeeded", "task_failed", "instruction_received")
+        assert not [e for e in events if e["event"] in started]
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The policy node owns a task: cloud request, grasp, failed motion -> retry elsewhere -> success.
+
+Real processes and DDS: the node runs as its own process with a checkpoint written here and a real
+(randomly initialised, nothing downloaded) open_clip text tower; this test plays perception (answers
+each /vla/perception/request with a feature cloud) and the executor (motion_done on /vla/status).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from geometry_msgs.msg import PoseArray, PoseStamped  # noqa: E402
+from sensor_msgs.msg import PointCloud2  # noqa: E402
+from std_msgs.msg import Empty, String  # noqa: E402
+from vla_common.conversions import numpy_to_pointcloud2, pose_stamped_to_matrix  # noqa: E402
+from vla_common.qos import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
+from vla_common.status import make_status  # noqa: E402
+
+D = 512  # ViT-B-32 joint-space width
+
+
+def _checkpoint(path, threshold):
+    import torch
+    from vla_policy.configuration import PolicyConfig
+    from vla_policy.model import PolicyModel
+    from vla_policy.policy import Policy
+
+    torch.manual_seed(0)
+    cfg = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1, num_points=256,
+                                    num_keep=64)
+    Policy(PolicyModel(cfg), {"presence_threshold": threshold}).save(path)
+
+
+def _run_task(tmp_path, threshold, motion_results):
+    from clouds import box_scene
+
+    ckpt = tmp_path / "ckpt"
+    _checkpoint(ckpt, threshold)
+    rng = np.random.default_rng(0)
+    xyz = box_scene()
+    xyz = xyz[rng.choice(len(xyz), 2500, replace=False)].astype(np.float32)
+    feats = rng.standard_normal((len(xyz), D)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vla_policy.policy_node", "--ros-args", "-p", f"checkpoint:={ckpt}",
+         "-p", "clip_model:=ViT-B-32", "-p", "max_attempts:=3", "-p", "exclude_radius_m:=0.02"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    ctx = rclpy.context.Context()
+    rclpy.init(context=ctx)
+    events, poses, requests, cand_msgs = [], [], [], []
+    try:
+        node = rclpy.create_node("policy_task_client", context=ctx)
+        ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        node.create_subscription(String, "/vla/status", lambda m: events.append(json.loads(m.data)), RELIABLE_QOS)
+        node.create_subscription(PoseStamped, "/vla/grasp_pose", poses.append, RELIABLE_QOS)
+        node.create_subscription(PoseArray, "/vla/grasp_candidates", cand_msgs.append, RELIABLE_QOS)
+        node.create_subscription(Empty, "/vla/perception/request", lambda m: requests.append(time.time()),
+                                 RELIABLE_QOS)
+        instr = node.create_publisher(String, "/vla/instruction", RELIABLE_QOS)
+        cloud_pub = node.create_publisher(PointCloud2, "/vla/feature_cloud", SENSOR_QOS)
+        status_pub = node.create_publisher(String, "/vla/status", RELIABLE_QOS)
+        results = list(motion_results)
+        answered = 0
+        end = time.monotonic() + 120
+        last_cloud = 0.0
+        sent = False
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+            assert proc.poll() is None, proc.stdout.read()
+            if not sent or not [e for e in events if e["event"] in ("instruction_received", "instruction_refused")]:
+                if node.count_subscribers("/vla/instruction") > 0 and time.monotonic() - last_cloud > 0.5:
+                    instr.publish(String(data="grasp the box"))
+                    sent = True
+                    last_cloud = time.monotonic()
+                continue
+            if any(e["event"] in ("task_succeeded", "task_failed") for e in events):
+                ex.spin_once(timeout_sec=0.5)  # catch a (wrong) second final event, if any
+                break
+            selected = [e for e in events if e["event"] == "grasp_selected"]
+            if len(selected) > answered and results:
+                ok = results.pop(0)
+                answered += 1
+                status_pub.publish(String(data=make_status("executor", "motion_done", "info", "test executor",
+                                                           success=ok, kind="grasp")))
+            elif requests and len(selected) < len(requests) and time.monotonic() - last_cloud > 1.0:
+                cloud_pub.publish(numpy_to_pointcloud2(xyz, None, feats, "world", time.time()))
+                last_cloud = time.monotonic()
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return events, poses, requests, cand_msgs
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_task_retries_after_failed_grasp_then_succeeds(tmp_path):
+    events, poses, requests, cand_msgs = _run_task(tmp_path, threshold=None, motion_results=[False, True])
+    finals = [e for e in events if e["event"] in ("task_succeeded", "task_failed")]
+    assert [e["event"] for e in finals] == ["task_succeeded"], events
+    assert len(poses) == 2 and len(requests) >= 2 and cand_msgs
+    a, b = (pose_stamped_to_matrix(p) for p in poses)
+    assert poses[0].header.frame_id == "world"
+    assert np.linalg.norm(a[:3, 3] - b[:3, 3]) > 0.02  # the retry avoids the failed grasp's region
+    assert [e["event"] for e in events].count("grasp_selected") == 2
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_target_not_found_ends_task(tmp_path):
+    events, poses, _, _ = _run_task(tmp_path, threshold=1e9, motion_results=[])
+    names = [e["event"] for e in events]
+    assert "target_not_found" in names and not poses
+    assert [n for n in names if n.startswith("task_")] == ["task_failed"]
