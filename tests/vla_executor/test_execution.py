@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vla_executor.backends import BuiltinBackend
-from vla_executor.execution import ExecutionCore, SendGripper, SendTrajectory, State, Status
+from vla_executor.execution import ExecutionCore, SendGripper, SendStop, SendTrajectory, State, Status
 from vla_executor.planner import PyBulletCollisionChecker, table_box
 from vla_executor.robot_model import RobotModel
 
@@ -34,6 +34,8 @@ class FakeArm:
         for c in commands:
             if isinstance(c, SendTrajectory):
                 self.traj, self.traj_t0 = c.traj, t
+            elif isinstance(c, SendStop):
+                self.traj = None  # stop where it is
             elif isinstance(c, SendGripper):
                 self.width = 0.085 if c.value > 0.5 else self.width_on_close
 
@@ -116,10 +118,11 @@ def test_estop_holds_position_and_refuses_until_released(model, checker):
     core.on_joint_state(0.0, *arm.joint_state(0.0))
     arm.apply(0.0, core.request(0.0, "grasp", down(0.55, -0.1, 0.03)))
     log = run(core, arm, 0.02, 60.0, estop_at=1.5)  # mid-way through the first arm segment
-    t_stop, hold = next((t, c) for t, c in log if isinstance(c, SendTrajectory) and t >= 1.5)
+    t_stop, stop = next((t, c) for t, c in log if isinstance(c, SendStop))
     assert t_stop == pytest.approx(1.5, abs=0.021)  # sent in the same call, not on a later tick
-    assert len(hold.traj.t) == 1 and np.allclose(hold.traj.q[0], core.q)  # one point: stay here
-    assert not np.allclose(hold.traj.q[0], model.home)  # it was moving when stopped
+    assert stop.joint_names == model.joint_names
+    assert not np.allclose(core.q, model.home)  # it was moving when stopped
+    assert not [c for t, c in log if t > t_stop and isinstance(c, (SendTrajectory, SendGripper))]
     assert statuses(log, "estop")[0].fields["interrupted"] is True
     assert statuses(log, "motion_done")[0].fields["reason"] == "estop"
     assert core.state is State.ESTOPPED

@@ -11,6 +11,7 @@ from vla_executor.planner import (
     Box,
     PlanningError,
     PyBulletCollisionChecker,
+    SafetyAwareChecker,
     densify,
     first_collision,
     plan_joint_path,
@@ -71,12 +72,13 @@ def test_plans_across_wall_respect_limits_and_are_collision_free(setup):
     for Ts, Tg in zip(starts, goals):
         qs, qg = model.ik(Ts, model.home), model.ik(Tg, model.home)
         assert qs is not None and qg is not None
-        res = plan_joint_path(model, checker, qs, qg, timeout_s=5.0)
+        res = plan_joint_path(model, SafetyAwareChecker(model, checker), qs, qg, timeout_s=5.0)
         methods.append(res.method)
         assert np.allclose(res.path[0], qs) and np.allclose(res.path[-1], qg)
         # the path itself is free at 0.01 rad steps
         assert first_collision(verify, res.path, 0.01) is None
-        for traj in (time_parameterize_toppra(res.path, model.vel_limits * 0.5, model.acc_limits * 0.5),
+        for traj in (time_parameterize_toppra(res.path, model.vel_limits * 0.5, model.acc_limits * 0.5,
+                                              stop_at_waypoints=True),
                      time_parameterize_ruckig(res.path, model.vel_limits * 0.5, model.acc_limits * 0.5,
                                               np.asarray(model.config["jerk_limit"]) * 0.5)):
             assert_limits(model, traj, scale=0.5)

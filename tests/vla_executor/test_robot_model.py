@@ -7,6 +7,7 @@ import numpy as np
 import pybullet as pb
 import pytest
 import yaml
+
 from vla_common.transforms import quat_to_matrix
 from vla_executor.robot_model import RobotModel, pose_error
 from vla_executor.robots import generate

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pybullet as p
+
 from vla_common.camera import CameraIntrinsics, RGBDFrame
 from vla_common.transforms import look_at
 

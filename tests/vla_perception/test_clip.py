@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+
 from vla_perception.clip_features import COMPACT_DIR, ClipFeatureExtractor
 
 # Measured on 10 held-out scenes (seed 777, never used in training): see MODEL_CARD.md. The floor is

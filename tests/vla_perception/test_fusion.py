@@ -10,6 +10,7 @@ import pytest
 import torch
 from percep_scene import CUBE_CENTER, CUBE_HALF, cube_mask_in, distance_to_cube_surface, render_scene
 from scipy.spatial import cKDTree
+
 from vla_perception.fusion import FusionConfig, NoUsableViewError, fuse_views, project, view_confidence
 
 

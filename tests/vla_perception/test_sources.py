@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from vla_common.camera import CameraIntrinsics
 from vla_perception.sources import (
     RealSenseCamera,
@@ -31,7 +32,8 @@ def software_realsense(depth_mm: np.ndarray, rgb: np.ndarray, n_frames: int = 3)
 
     def stream(kind, uid, bpp, fmt):
         vs = rs.video_stream()
-        vs.type, vs.index, vs.uid, vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = kind, 0, uid, W, H, 30, bpp, fmt
+        vs.type, vs.index, vs.uid, vs.fmt = kind, 0, uid, fmt
+        vs.width, vs.height, vs.fps, vs.bpp = W, H, 30, bpp
         vs.intrinsics = intr
         return vs
 
@@ -53,7 +55,8 @@ def software_realsense(depth_mm: np.ndarray, rgb: np.ndarray, n_frames: int = 3)
             for sensor, prof, pix, bpp in ((ds, dp, depth_mm, 2), (cs, cp, rgb, 3)):
                 f = rs.software_video_frame()
                 f.pixels, f.stride, f.bpp = pix, W * bpp, bpp
-                f.timestamp, f.domain, f.frame_number = 1000.0 + 33.0 * i, rs.timestamp_domain.hardware_clock, i
+                f.timestamp, f.frame_number = 1000.0 + 33.0 * i, i
+                f.domain = rs.timestamp_domain.hardware_clock
                 f.profile = prof.as_video_stream_profile()
                 sensor.on_video_frame(f)
 
@@ -88,7 +91,8 @@ def test_realsense_software_device_frames():
 def test_realsense_timeout_is_reported_not_raised():
     rs = pytest.importorskip("pyrealsense2")
     sync = rs.syncer()  # nothing ever feeds it
-    src = RealSenseSource([RealSenseCamera("left", np.eye(4), sync.wait_for_frames, timeout_ms=50, max_tries=1)])
+    cam = RealSenseCamera("left", np.eye(4), sync.wait_for_frames, timeout_ms=50, max_tries=1)
+    src = RealSenseSource([cam])
     assert src.read() == []
     assert "left" in src.errors and "no frames" in src.errors["left"]
 

@@ -49,6 +49,7 @@ def write_shards(out_dir, n_episodes: int = 12, feature_dim: int = 16, seed: int
     """Shards in the `vla collect` format from synthetic decisions (one sample per episode)."""
     import numpy as np
     from scipy.spatial.transform import Rotation
+
     from vla_policy.data import ShardWriter
 
     names = [f"obj{i}" for i in range(8)]

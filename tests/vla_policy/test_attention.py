@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from vla_policy.attention import ATTENTION_TYPES, DSSAttention, make_attention
 
 torch.set_num_threads(1)

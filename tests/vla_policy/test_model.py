@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from synthetic import make_batch
+
 from vla_policy.configuration import VARIANTS, PolicyConfig
 from vla_policy.model import PolicyModel
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from clouds import box_scene
+
 from vla_policy.configuration import PolicyConfig
 from vla_policy.model import PolicyModel
 from vla_policy.policy import InstructionError, Policy, check_instruction
@@ -27,8 +28,8 @@ def _scene():
 
 def _policy(meta=None):
     torch.manual_seed(0)
-    cfg = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1, num_points=256,
-                                    num_keep=64)
+    cfg = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1,
+                                    num_points=256, num_keep=64)
     return Policy(PolicyModel(cfg), meta)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from std_msgs.msg import String  # noqa: E402
+
 from vla_common.qos import RELIABLE_QOS  # noqa: E402
 
 

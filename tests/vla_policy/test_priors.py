@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from clouds import box_scene, table
+
 from vla_policy.priors import GripperSpec, PriorConfig, collision_free, grasp_set, place_candidates
 
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import torch
 from synthetic import write_shards
+
 from vla_policy.data import load_samples
 from vla_policy.policy import Policy
 from vla_policy.train import main

@@ -99,8 +99,9 @@ class BuiltinBackend(MotionBackend):
 
     name = "builtin"
 
-    def __init__(self, model: RobotModel, checker: CollisionChecker, send: Callable[[Trajectory], None] | None = None,
-                 cfg: MotionConfig | None = None, holding: Callable[[bool], None] | None = None):
+    def __init__(self, model: RobotModel, checker: CollisionChecker,
+                 send: Callable[[Trajectory], None] | None = None, cfg: MotionConfig | None = None,
+                 holding: Callable[[bool], None] | None = None):
         super().__init__(model, cfg)
         self.checker = checker
         self.send = send
@@ -149,8 +150,9 @@ class MoveItBackend(MotionBackend):
 
     name = "moveit"
 
-    def __init__(self, model: RobotModel, group: str = "arm", pose_link: str = "tcp", frame_id: str = "base_link",
-                 node_name: str = "vla_moveit_py", moveit: Any = None, cfg: MotionConfig | None = None):
+    def __init__(self, model: RobotModel, group: str = "arm", pose_link: str = "tcp",
+                 frame_id: str = "base_link", node_name: str = "vla_moveit_py", moveit: Any = None,
+                 cfg: MotionConfig | None = None):
         super().__init__(model, cfg)
         if moveit is None:
             try:

@@ -8,8 +8,8 @@ Outputs: a list of ``SendTrajectory`` / ``SendGripper`` / ``Status`` commands pe
 
 Completion is observed, never slept on: an arm step is done when the measured joints are within
 ``goal_tolerance_rad`` of the segment's last point and nearly still; a gripper step when the
-measured width has settled. E-stop: at once a one-point trajectory holding the measured position
-is sent, the sequence is dropped, and every request is refused until the e-stop is released.
+measured width has settled. E-stop: at once an empty trajectory (stop and hold where you are) is
+sent (SendStop), the sequence is dropped, and every request is refused until the e-stop is released.
 """
 
 from __future__ import annotations
@@ -36,6 +36,18 @@ class SendTrajectory:
 
 
 @dataclass
+class SendStop:
+    """Publish an empty trajectory: the controller stops and holds its current position at once.
+
+    (ros2_control's JointTrajectoryController and vla_sim's bridge both treat an empty
+    trajectory this way; it is exact, unlike re-sending the last measured position, which is
+    one /joint_states period stale while the arm moves.)
+    """
+
+    joint_names: list[str]
+
+
+@dataclass
 class SendGripper:
     """Publish a gripper command: 1.0 open, 0.0 closed."""
 
@@ -52,7 +64,7 @@ class Status:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-Command = SendTrajectory | SendGripper | Status
+Command = SendTrajectory | SendStop | SendGripper | Status
 
 
 class State(enum.Enum):
@@ -165,8 +177,7 @@ class ExecutionCore:
             self.state = State.ESTOPPED
             self._steps = []
             out: list[Command] = []
-            if self.q is not None:
-                out.append(SendTrajectory(Trajectory.hold(self.q), list(self.model.joint_names)))
+            out.append(SendStop(list(self.model.joint_names)))
             out.append(Status("estop", "error", "e-stop engaged: holding position, motions refused",
                               {"engaged": True, "interrupted": was is State.RUNNING, "kind": self._kind}))
             if was is State.RUNNING:
@@ -223,7 +234,8 @@ class ExecutionCore:
                 except MotionError as exc:
                     return out + self._finish(t_s, False, exc.reason, exc.detail)
                 if not ok:
-                    return out + self._finish(t_s, False, "execution_failed", f"{step.name}: MoveIt execution failed")
+                    return out + self._finish(t_s, False, "execution_failed",
+                                              f"{step.name}: MoveIt execution failed")
                 self._steps.pop(0)
                 continue
             raise TypeError(f"unknown step type {type(step).__name__}")

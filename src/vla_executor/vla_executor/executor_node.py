@@ -6,7 +6,7 @@ Subscribes ``/vla/grasp_pose`` and ``/vla/place_pose`` (geometry_msgs/PoseStampe
 ``/vla/feature_cloud`` (sensor_msgs/PointCloud2) as collision occupancy. Publishes
 trajectory_msgs/JointTrajectory on ``/arm_controller/joint_trajectory``, std_msgs/Float64 on
 ``/gripper_controller/command`` (1.0 open, 0.0 closed) and JSON status events on /vla/status
-(motion_started, motion_refused, motion_done, estop).
+(executor_ready once joint states arrive, motion_started, motion_refused, motion_done, estop).
 
 All logic lives in the plain-Python ``ExecutionCore`` (execution.py); this node converts
 messages and runs a timer. The collision world is the table plus, when
@@ -32,7 +32,14 @@ from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
 from vla_common.transforms import pose_to_matrix
 from vla_executor.backends import make_backend
-from vla_executor.execution import ExecutionCore, ExecutionParams, SendGripper, SendTrajectory, Status
+from vla_executor.execution import (
+    ExecutionCore,
+    ExecutionParams,
+    SendGripper,
+    SendStop,
+    SendTrajectory,
+    Status,
+)
 from vla_executor.motions import MotionConfig
 from vla_executor.planner import PyBulletCollisionChecker, table_box
 from vla_executor.robot_model import RobotModel
@@ -65,7 +72,7 @@ class ExecutorNode(Node):
         super().__init__("executor")
         self.robot_name = str(self.declare_parameter("robot", "ur5").value)
         self.backend_kind = str(self.declare_parameter("backend", "builtin").value)
-        timing = str(self.declare_parameter("timing", "toppra").value)
+        timing = str(self.declare_parameter("timing", "ruckig").value)
         speed_scale = float(self.declare_parameter("speed_scale", 0.5).value)
         approach = float(self.declare_parameter("approach_distance_m", 0.10).value)
         lift = float(self.declare_parameter("lift_height_m", 0.15).value)
@@ -103,8 +110,10 @@ class ExecutorNode(Node):
         self.traj_pub = self.create_publisher(JointTrajectory, arm_topic, RELIABLE_QOS)
         self.gripper_pub = self.create_publisher(Float64, gripper_topic, RELIABLE_QOS)
         self.status_pub = self.create_publisher(String, "/vla/status", RELIABLE_QOS)
-        self.create_subscription(PoseStamped, "/vla/grasp_pose", lambda m: self._on_pose(m, "grasp"), RELIABLE_QOS)
-        self.create_subscription(PoseStamped, "/vla/place_pose", lambda m: self._on_pose(m, "place"), RELIABLE_QOS)
+        self.create_subscription(PoseStamped, "/vla/grasp_pose", lambda m: self._on_pose(m, "grasp"),
+                                 RELIABLE_QOS)
+        self.create_subscription(PoseStamped, "/vla/place_pose", lambda m: self._on_pose(m, "place"),
+                                 RELIABLE_QOS)
         self.create_subscription(JointState, "/joint_states", self._on_joint_state, SENSOR_QOS)
         self.create_subscription(Bool, "/vla/estop", self._on_estop, RELIABLE_QOS)
         if self.use_cloud:
@@ -120,7 +129,11 @@ class ExecutorNode(Node):
     def _on_joint_state(self, msg: JointState) -> None:
         names, pos = joint_state_to_numpy(msg)
         vel = np.asarray(msg.velocity, dtype=np.float64) if len(msg.velocity) == len(names) else None
+        had_state = self.core.q is not None
         self._emit(self.core.on_joint_state(self._now(), list(names), pos, vel))
+        if not had_state and self.core.q is not None:
+            self._status("executor_ready", "info", "joint states received; accepting grasp/place poses",
+                         joint_names=self.model.joint_names)
 
     def _on_pose(self, msg: PoseStamped, kind: str) -> None:
         frame = msg.header.frame_id or "world"
@@ -132,8 +145,8 @@ class ExecutorNode(Node):
         if frame == "world":
             T = np.linalg.inv(self.T_world_base) @ T
         elif frame != self.model.base_frame:
-            self._status("motion_refused", "warn", f"{kind} refused: pose frame {frame!r} is neither 'world' nor "
-                         f"{self.model.base_frame!r}", kind=kind, reason="unknown_frame")
+            self._status("motion_refused", "warn", f"{kind} refused: pose frame {frame!r} is neither "
+                         f"'world' nor {self.model.base_frame!r}", kind=kind, reason="unknown_frame")
             return
         if self.checker is not None and self.use_cloud and self._cloud_xyz is not None:
             keep_out = [(T[:3, 3], self.keep_out_m)]
@@ -161,16 +174,25 @@ class ExecutorNode(Node):
         for c in commands:
             if isinstance(c, SendTrajectory):
                 self.traj_pub.publish(trajectory_to_msg(c.traj, c.joint_names, self.traj_stride))
+            elif isinstance(c, SendStop):
+                stop = JointTrajectory()
+                stop.joint_names = list(c.joint_names)
+                self.traj_pub.publish(stop)
             elif isinstance(c, SendGripper):
                 self.gripper_pub.publish(Float64(data=float(c.value)))
             elif isinstance(c, Status):
                 self._status(c.event, c.level, c.detail, **c.fields)
 
     def _status(self, event: str, level: str, detail: str, **fields) -> None:
-        self.status_pub.publish(String(data=make_status("executor", event, level, detail, robot=self.robot_name,
-                                                        **fields)))
-        log = self.get_logger().warning if level != "info" else self.get_logger().info
-        log(f"{event}: {detail}")
+        text = make_status("executor", event, level, detail, robot=self.robot_name, **fields)
+        self.status_pub.publish(String(data=text))
+        # rclpy fixes the severity per call site, so each level has its own call
+        if level == "info":
+            self.get_logger().info(f"{event}: {detail}")
+        elif level == "warn":
+            self.get_logger().warning(f"{event}: {detail}")
+        else:
+            self.get_logger().error(f"{event}: {detail}")
 
     def destroy_node(self) -> None:
         """Release the collision client too."""

@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vla_executor.metrics import trajectory_metrics
-from vla_executor.planner import CollisionChecker, PlanningError, first_collision, plan_joint_path
+from vla_executor.planner import (
+    CollisionChecker,
+    PlanningError,
+    SafetyAwareChecker,
+    first_collision,
+    plan_joint_path,
+)
 from vla_executor.robot_model import RobotModel, rot_log
 from vla_executor.safety import check_target, check_trajectory
 from vla_executor.timing import Trajectory, time_parameterize_ruckig, time_parameterize_toppra
@@ -59,7 +65,7 @@ class MotionConfig:
     retreat_distance_m: float = 0.10
     cartesian_step_m: float = 0.005
     max_joint_jump_rad: float = 0.25
-    timing: str = "toppra"
+    timing: str = "ruckig"
     dt: float = 0.01
     planning_timeout_s: float = 2.0
     resolution_rad: float = 0.01
@@ -140,31 +146,6 @@ def grasp_held(width_m: float, gripper: dict, min_object_m: float = 0.003) -> bo
     return closed + min_object_m < width_m < opened - 0.002
 
 
-class SafetyAwareChecker:
-    """A collision checker that also keeps the TCP in the safety box and the fingertips above the table.
-
-    Planning against it makes RRT paths satisfy the Cartesian safety checks by construction
-    (without it, a shortcut path may swing the TCP over the robot and be refused afterwards).
-    """
-
-    def __init__(self, model: RobotModel, inner: CollisionChecker):
-        self.model, self.inner = model, inner
-        box = model.config.get("safety_box", {"min": [-np.inf] * 3, "max": [np.inf] * 3})
-        self.bmin, self.bmax = np.asarray(box["min"], float), np.asarray(box["max"], float)
-        self.z_min = model.table_height + float(model.config.get("table_clearance_m", 0.0))
-        self.tip = float(model.config.get("fingertip_offset_m", 0.0))
-
-    def is_free(self, q: np.ndarray) -> bool:
-        """True when q is collision-free and its TCP/fingertips satisfy the Cartesian limits."""
-        T = self.model.fk(q)
-        p = T[:3, 3]
-        if np.any(p < self.bmin) or np.any(p > self.bmax):
-            return False
-        if min(p[2], p[2] + self.tip * T[2, 2]) < self.z_min:
-            return False
-        return self.inner.is_free(q)
-
-
 class _Planner:
     """Shared machinery of plan_grasp / plan_place."""
 
@@ -186,27 +167,46 @@ class _Planner:
         return q
 
     def _finish(self, name: str, path: np.ndarray, cartesian: bool, plan_time: float) -> Segment:
+        """Time-parameterise a checked path, then check the timed trajectory (limits, box, collisions).
+
+        Free paths with corners get two candidates: a spline through the corners (faster when the
+        corners are gentle; it leaves the checked polyline, so it must pass the dense collision
+        check itself) and exact straight segments resting at each waypoint. The faster candidate
+        that passes every check wins.
+        """
         t0 = time.perf_counter()
-        if cartesian or self.cfg.timing == "toppra":
-            traj = time_parameterize_toppra(path, self.vel, self.acc, dt=self.cfg.dt)
+        cands = []
+        if cartesian:
+            cands.append(time_parameterize_toppra(path, self.vel, self.acc, dt=self.cfg.dt))
+        elif self.cfg.timing == "ruckig":
+            cands.append(time_parameterize_ruckig(path, self.vel, self.acc, self.jerk, dt=self.cfg.dt))
         else:
-            traj = time_parameterize_ruckig(path, self.vel, self.acc, self.jerk, dt=self.cfg.dt)
+            cands.append(time_parameterize_toppra(path, self.vel, self.acc, dt=self.cfg.dt,
+                                                  stop_at_waypoints=True))
+            if len(path) > 2:
+                cands.append(time_parameterize_toppra(path, self.vel, self.acc, dt=self.cfg.dt))
         t1 = time.perf_counter()
         self.timings["timing_s"] += t1 - t0
-        report = check_trajectory(self.model, traj, self.cfg.resolution_rad)
-        if not report:
-            raise MotionError(report.reason, f"{name}: {report.detail}")
-        if first_collision(self.checker, traj.q, self.cfg.resolution_rad) is not None:
-            raise MotionError("collision", f"{name}: the timed trajectory collides (checked every "
-                              f"{self.cfg.resolution_rad} rad)")
-        self.timings["check_s"] += time.perf_counter() - t1
-        return Segment(name, traj, cartesian, plan_time)
+        failure = None
+        for traj in sorted(cands, key=lambda tr: tr.duration):
+            report = check_trajectory(self.model, traj, self.cfg.resolution_rad)
+            if not report:
+                failure = MotionError(report.reason, f"{name}: {report.detail}")
+                continue
+            if first_collision(self.checker, traj.q, self.cfg.resolution_rad) is not None:
+                failure = MotionError("collision", f"{name}: the timed trajectory collides (checked every "
+                                      f"{self.cfg.resolution_rad} rad)")
+                continue
+            self.timings["check_s"] += time.perf_counter() - t1
+            return Segment(name, traj, cartesian, plan_time)
+        raise failure
 
     def free(self, name: str, q_start: np.ndarray, q_goal: np.ndarray) -> Segment:
         t0 = time.perf_counter()
         try:
-            res = plan_joint_path(self.model, self.checker, q_start, q_goal, timeout_s=self.cfg.planning_timeout_s,
-                                  resolution_rad=self.cfg.resolution_rad)
+            cfg = self.cfg
+            res = plan_joint_path(self.model, self.checker, q_start, q_goal, timeout_s=cfg.planning_timeout_s,
+                                  resolution_rad=cfg.resolution_rad)
         except PlanningError as exc:
             raise MotionError(exc.reason, f"{name}: {exc.detail}") from exc
         dt = time.perf_counter() - t0
@@ -227,8 +227,8 @@ class _Planner:
             q = self.ik(T, qs[-1], name)
             jump = float(np.abs(q - qs[-1]).max())
             if jump > self.cfg.max_joint_jump_rad:
-                raise MotionError("singularity", f"{name}: joint jump of {jump:.2f} rad along the straight line "
-                                  "(the arm would flip); try another grasp orientation")
+                raise MotionError("singularity", f"{name}: joint jump of {jump:.2f} rad along the straight "
+                                  "line (the arm would flip); try another grasp orientation")
             qs.append(q)
         path = np.array(qs)
         dt = time.perf_counter() - t0
@@ -258,7 +258,8 @@ def plan_grasp(model: RobotModel, checker: CollisionChecker, q_start: np.ndarray
     """Plan open -> pre-grasp -> approach -> close -> lift for a TCP grasp pose T_grasp (4, 4).
 
     Args:
-        model, checker: robot and collision world.
+        model: the robot.
+        checker: the collision world.
         q_start: current joint positions (n,).
         T_grasp: TCP pose at the grasp in the base frame; z = approach direction.
         cfg: motion parameters.

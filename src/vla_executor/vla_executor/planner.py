@@ -26,7 +26,6 @@ import numpy as np
 
 from vla_executor.robot_model import RobotModel
 
-
 _OMPL_SEEDED = False
 
 
@@ -186,7 +185,8 @@ class PyBulletCollisionChecker:
         z0 = self.model.table_height + voxel_m if min_z is None else min_z
         centres = voxelize(pts, voxel_m, min_z=z0)
         if len(centres):
-            shape = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=[voxel_m / 2] * 3, physicsClientId=self.cid)
+            shape = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=[voxel_m / 2] * 3,
+                                            physicsClientId=self.cid)
             for chunk in range(0, len(centres), 1000):
                 part = centres[chunk:chunk + 1000]
                 ids = pb.createMultiBody(0.0, shape, batchPositions=part.tolist(), physicsClientId=self.cid)
@@ -244,6 +244,31 @@ class PyBulletCollisionChecker:
             pass
 
 
+class SafetyAwareChecker:
+    """A collision checker that also keeps the TCP in the safety box and the fingertips above the table.
+
+    Planning against it makes RRT paths satisfy the Cartesian safety checks by construction
+    (without it, a shortcut path may swing the TCP over the robot and be refused afterwards).
+    """
+
+    def __init__(self, model: RobotModel, inner: CollisionChecker):
+        self.model, self.inner = model, inner
+        box = model.config.get("safety_box", {"min": [-np.inf] * 3, "max": [np.inf] * 3})
+        self.bmin, self.bmax = np.asarray(box["min"], float), np.asarray(box["max"], float)
+        self.z_min = model.table_height + float(model.config.get("table_clearance_m", 0.0))
+        self.tip = float(model.config.get("fingertip_offset_m", 0.0))
+
+    def is_free(self, q: np.ndarray) -> bool:
+        """True when q is collision-free and its TCP/fingertips satisfy the Cartesian limits."""
+        T = self.model.fk(q)
+        p = T[:3, 3]
+        if np.any(p < self.bmin) or np.any(p > self.bmax):
+            return False
+        if min(p[2], p[2] + self.tip * T[2, 2]) < self.z_min:
+            return False
+        return self.inner.is_free(q)
+
+
 def densify(path: np.ndarray, max_step_rad: float) -> np.ndarray:
     """Insert points along a joint path (M, n) so no joint moves more than max_step_rad per step."""
     path = np.asarray(path, dtype=np.float64)
@@ -277,16 +302,18 @@ class PlanResult:
 
 def plan_joint_path(model: RobotModel, checker: CollisionChecker, q_start: np.ndarray, q_goal: np.ndarray,
                     timeout_s: float = 2.0, resolution_rad: float = 0.01, simplify: bool = True,
-                    seed: int = 0) -> PlanResult:
+                    seed: int = 0, simplify_time_s: float = 0.1) -> PlanResult:
     """A collision-free joint-space path from q_start to q_goal.
 
     Args:
         model: robot (joint limits bound the search).
         checker: collision checker.
-        q_start, q_goal: (n,) configurations.
+        q_start: start configuration (n,).
+        q_goal: goal configuration (n,).
         timeout_s: RRTConnect time budget.
         resolution_rad: maximum joint step between two collision checks along edges.
         simplify: run OMPL's path simplifier (shortcutting + smoothing).
+        simplify_time_s: time budget of the simplifier.
         seed: OMPL RNG seed (deterministic plans).
 
     Raises:
@@ -348,9 +375,17 @@ def plan_joint_path(model: RobotModel, checker: CollisionChecker, q_start: np.nd
         raise PlanningError("no_path", f"RRTConnect found no path in {timeout_s:.1f} s "
                             f"({counter['n']} collision checks)")
     t1 = time.perf_counter()
-    if simplify:
-        ss.simplifySolution(max(0.05, min(1.0, timeout_s / 4)))
     path_obj = ss.getSolutionPath()
+    if simplify:
+        # bounded OMPL simplification: vertex reduction + partial shortcutting (no B-spline
+        # smoothing, which adds vertices and costs many dense edge checks)
+        ps = og.PathSimplifier(si)
+        t_end = time.perf_counter() + simplify_time_s
+        for _ in range(3):
+            changed = ps.reduceVertices(path_obj)
+            changed = ps.partialShortcutPath(path_obj) or changed
+            if not changed or time.perf_counter() > t_end:
+                break
     path = np.array([[path_obj.getState(k)[i] for i in range(n)] for k in range(path_obj.getStateCount())])
     simplify_time = time.perf_counter() - t1
     # our own dense re-check of the final polyline (OMPL's motion validator uses L2 steps)

@@ -131,6 +131,15 @@ class _Step:
     axis: np.ndarray  # (3,) unit, in the joint frame
     kind: str  # revolute | prismatic
 
+    def __post_init__(self) -> None:
+        # R_before @ Rot(axis, q) = A + sin(q) AK + (1 - cos(q)) AK2 (Rodrigues), precomputed
+        x, y, z = self.axis
+        K = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+        self.A = self.T_before[:3, :3].copy()
+        self.t = self.T_before[:3, 3].copy()
+        self.AK = self.A @ K
+        self.AK2 = self.A @ K @ K
+
 
 @dataclass
 class RobotModel:
@@ -174,6 +183,7 @@ class RobotModel:
     _T_dh_pre: np.ndarray = field(repr=False, default_factory=lambda: np.eye(4))
     _T_dh_post: np.ndarray = field(repr=False, default_factory=lambda: np.eye(4))
     _srs: dict[str, Any] | None = field(repr=False, default=None)
+    _revolute: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=bool))
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -263,6 +273,7 @@ class RobotModel:
             raise ValueError(f"{self.urdf_path}: chain joints {found} differ from the YAML joint list "
                              f"{self.joint_names} (same names, same order expected)")
         self._steps = steps
+        self._revolute = np.array([st.kind == "revolute" for st in steps])
         self._T_end = T
         # flange -> tool: the fixed transforms after the flange (flange_T is last-joint -> flange)
         self._T_flange_tool = np.linalg.inv(flange_T) @ T if flange_T is not None else np.eye(4)
@@ -423,7 +434,7 @@ class RobotModel:
 
     def fk(self, q: np.ndarray) -> np.ndarray:
         """T_base_tool (4, 4) for joint positions q (n,)."""
-        return self.fk_batch(np.asarray(q, dtype=np.float64)[None])[0]
+        return self._fk_jac(np.asarray(q, dtype=np.float64), jacobian=False)[0]
 
     def fk_batch(self, Q: np.ndarray) -> np.ndarray:
         """T_base_tool for a batch of configurations: Q (B, n) -> (B, 4, 4)."""
@@ -441,25 +452,36 @@ class RobotModel:
             T = T @ M
         return T @ self._T_end
 
-    def _fk_jac(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(T_base_tool (4, 4), geometric Jacobian (6, n): rows vx vy vz wx wy wz in the base frame)."""
-        T = np.eye(4)
-        axes, origins = [], []
+    def _fk_jac(self, q: np.ndarray, jacobian: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(T_base_tool (4, 4), geometric Jacobian (6, n): rows vx vy vz wx wy wz in the base frame).
+
+        Single-configuration fast path (~5 us per joint): rotation and translation are propagated
+        separately with the precomputed Rodrigues terms of each joint.
+        """
+        R = np.eye(3)
+        p = np.zeros(3)
+        n = self.dof
+        Z = np.empty((n, 3))
+        P = np.empty((n, 3))
         for i, s in enumerate(self._steps):
-            T = T @ s.T_before
-            axes.append(T[:3, :3] @ s.axis)
-            origins.append(T[:3, 3].copy())
-            M = np.eye(4)
+            p = p + R @ s.t
             if s.kind == "revolute":
-                M[:3, :3] = _axis_angle(s.axis, q[i])
+                qi = q[i]
+                R = R @ (s.A + math.sin(qi) * s.AK + (1.0 - math.cos(qi)) * s.AK2)
+                Z[i] = R @ s.axis
+                P[i] = p
             else:
-                M[:3, 3] = q[i] * s.axis
-            T = T @ M
-        T = T @ self._T_end
-        Z = np.array(axes)  # (n, 3)
-        P = np.array(origins)  # (n, 3)
-        J = np.zeros((6, self.dof))
-        rev = np.array([s.kind == "revolute" for s in self._steps])
+                R = R @ s.A
+                Z[i] = R @ s.axis
+                P[i] = p
+                p = p + Z[i] * q[i]
+        T = np.eye(4)
+        T[:3, :3] = R @ self._T_end[:3, :3]
+        T[:3, 3] = p + R @ self._T_end[:3, 3]
+        if not jacobian:
+            return T, None
+        J = np.zeros((6, n))
+        rev = self._revolute
         J[:3, rev] = np.cross(Z[rev], T[:3, 3] - P[rev]).T
         J[3:, rev] = Z[rev].T
         J[:3, ~rev] = Z[~rev].T

@@ -40,7 +40,8 @@ def check_target(model: RobotModel, T_base_tool: np.ndarray) -> SafetyReport:
         return SafetyReport(False, "invalid_pose", "target pose is not a finite 4x4 transform")
     R = T[:3, :3]
     if not np.allclose(R.T @ R, np.eye(3), atol=1e-4) or np.linalg.det(R) < 0:
-        return SafetyReport(False, "invalid_pose", "target orientation is not a rotation (normalise the quaternion)")
+        return SafetyReport(False, "invalid_pose",
+                            "target orientation is not a rotation (normalise the quaternion)")
     p = T[:3, 3]
     if np.any(p < model.workspace_min) or np.any(p > model.workspace_max):
         return SafetyReport(False, "outside_workspace",
@@ -70,7 +71,8 @@ def check_trajectory(model: RobotModel, traj: Trajectory, max_step_rad: float = 
         model: robot with limits, safety box and table height.
         traj: the trajectory to send.
         max_step_rad: resampling step for the Cartesian checks.
-        vel_tol, acc_tol: allowed ratio to the limits (numerical differentiation headroom).
+        vel_tol: allowed ratio of |qd| to the velocity limits (numerical headroom).
+        acc_tol: allowed ratio of |qdd| to the acceleration limits.
     """
     n = model.dof
     if traj.q.ndim != 2 or traj.q.shape[1] != n or len(traj.t) != len(traj.q):
@@ -83,18 +85,20 @@ def check_trajectory(model: RobotModel, traj: Trajectory, max_step_rad: float = 
     bad = np.where(np.any((traj.q < lo) | (traj.q > hi), axis=1))[0]
     if len(bad):
         j = int(np.where((traj.q[bad[0]] < lo) | (traj.q[bad[0]] > hi))[0][0])
-        return SafetyReport(False, "joint_limit", f"{model.joint_names[j]} reaches {traj.q[bad[0], j]:.3f} rad "
-                            f"at t={traj.t[bad[0]]:.2f} s, limits [{model.lower[j]:.3f}, {model.upper[j]:.3f}]")
+        k = bad[0]
+        return SafetyReport(False, "joint_limit", f"{model.joint_names[j]} reaches {traj.q[k, j]:.3f} rad at "
+                            f"t={traj.t[k]:.2f} s, limits [{model.lower[j]:.3f}, {model.upper[j]:.3f}]")
     vr = np.abs(traj.qd) / model.vel_limits
     if vr.max() > vel_tol:
         k, j = np.unravel_index(np.argmax(vr), vr.shape)
-        return SafetyReport(False, "velocity_limit", f"{model.joint_names[j]} velocity {traj.qd[k, j]:.3f} rad/s "
-                            f"exceeds {model.vel_limits[j]:.3f} rad/s at t={traj.t[k]:.2f} s")
+        return SafetyReport(False, "velocity_limit", f"{model.joint_names[j]} velocity {traj.qd[k, j]:.3f} "
+                            f"rad/s exceeds {model.vel_limits[j]:.3f} rad/s at t={traj.t[k]:.2f} s")
     ar = np.abs(traj.qdd) / model.acc_limits
     if ar.max() > acc_tol:
         k, j = np.unravel_index(np.argmax(ar), ar.shape)
         return SafetyReport(False, "acceleration_limit", f"{model.joint_names[j]} acceleration "
-                            f"{traj.qdd[k, j]:.3f} rad/s^2 exceeds {model.acc_limits[j]:.3f} at t={traj.t[k]:.2f} s")
+                            f"{traj.qdd[k, j]:.3f} rad/s^2 exceeds {model.acc_limits[j]:.3f} "
+                            f"at t={traj.t[k]:.2f} s")
     Q = densify(traj.q, max_step_rad)  # (M, n)
     T = model.fk_batch(Q)  # (M, 4, 4)
     box = model.config.get("safety_box", {"min": [-np.inf] * 3, "max": [np.inf] * 3})
@@ -102,12 +106,12 @@ def check_trajectory(model: RobotModel, traj: Trajectory, max_step_rad: float = 
     p = T[:, :3, 3]
     out = np.where(np.any((p < bmin) | (p > bmax), axis=1))[0]
     if len(out):
-        return SafetyReport(False, "outside_safety_box", f"TCP leaves the safety box at {p[out[0]].round(3).tolist()} "
-                            f"(box {bmin.tolist()}..{bmax.tolist()})")
+        return SafetyReport(False, "outside_safety_box", f"TCP leaves the safety box at "
+                            f"{p[out[0]].round(3).tolist()} (box {bmin.tolist()}..{bmax.tolist()})")
     pts = _fingertips(model, T)
     clearance = float(model.config.get("table_clearance_m", 0.0))
     zmin = float(pts[:, 2].min())
     if zmin < model.table_height + clearance - 1e-6:
-        return SafetyReport(False, "table_clearance", f"gripper comes within {zmin - model.table_height:.4f} m "
-                            f"of the table (clearance {clearance:.3f} m)")
+        return SafetyReport(False, "table_clearance", f"gripper comes within "
+                            f"{zmin - model.table_height:.4f} m of the table (clearance {clearance:.3f} m)")
     return OK

@@ -59,15 +59,19 @@ def _dedupe(path: np.ndarray, eps: float = 1e-9) -> np.ndarray:
 
 def time_parameterize_toppra(path: np.ndarray, vel_limits: np.ndarray, acc_limits: np.ndarray,
                              dt: float = 0.01, max_gap_rad: float = 0.05,
-                             safety_scale: float = 0.98) -> Trajectory:
+                             safety_scale: float = 0.98, stop_at_waypoints: bool = False) -> Trajectory:
     """Time-optimal trajectory along a joint path (M, n) under velocity and acceleration limits.
 
     Args:
         path: waypoints, (M, n) rad.
-        vel_limits, acc_limits: (n,) rad/s and rad/s^2 (symmetric).
+        vel_limits: (n,) rad/s (symmetric).
+        acc_limits: (n,) rad/s^2 (symmetric).
         dt: output sample period, s.
         max_gap_rad: densify the path so the spline stays close to the polyline.
         safety_scale: fraction of the limits used (headroom for spline/sampling error).
+        stop_at_waypoints: parameterise each straight segment separately (rest at every
+            waypoint), so the motion follows the polyline exactly. Use it for sparse planner
+            paths whose corners a spline would round off (and slow down to a crawl at).
     """
     import toppra as ta
     import toppra.algorithm as algo
@@ -76,12 +80,22 @@ def time_parameterize_toppra(path: np.ndarray, vel_limits: np.ndarray, acc_limit
     path = _dedupe(np.asarray(path, dtype=np.float64))
     if len(path) < 2:
         return Trajectory.hold(path[0])
+    if stop_at_waypoints and len(path) > 2:
+        out = None
+        for a, b in zip(path[:-1], path[1:]):
+            seg = time_parameterize_toppra(np.stack([a, b]), vel_limits, acc_limits, dt, max_gap_rad,
+                                           safety_scale)
+            out = seg if out is None else out.concat(seg)
+        return out
     dense = densify(path, max_gap_rad)
     seg = np.linalg.norm(np.diff(dense, axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(seg)])
     s /= s[-1]
     ta.setup_logging("WARNING")
-    spline = ta.SplineInterpolator(s, dense, bc_type="clamped")
+    # a straight segment stays exactly straight with natural end conditions; curved (dense
+    # Cartesian) paths are clamped so they start and end with zero path velocity
+    straight = len(path) == 2
+    spline = ta.SplineInterpolator(s, dense, bc_type="natural" if straight else "clamped")
     v = np.asarray(vel_limits) * safety_scale
     a = np.asarray(acc_limits) * safety_scale
     pc_vel = constraint.JointVelocityConstraint(np.stack([-v, v], axis=1))
@@ -113,7 +127,9 @@ def time_parameterize_ruckig(path: np.ndarray, vel_limits: np.ndarray, acc_limit
 
     Args:
         path: waypoints, (M, n) rad.
-        vel_limits, acc_limits, jerk_limits: (n,) rad/s, rad/s^2, rad/s^3.
+        vel_limits: (n,) rad/s.
+        acc_limits: (n,) rad/s^2.
+        jerk_limits: (n,) rad/s^3.
         dt: output sample period, s.
     """
     from ruckig import InputParameter, Result, Ruckig, Synchronization

@@ -25,7 +25,7 @@ import torch
 
 def _scene_frames(seed: int = 0) -> list:
     from vla_sim.objects import by_split
-    from vla_sim.world import SimWorld, WORKSPACE_X, WORKSPACE_Y
+    from vla_sim.world import WORKSPACE_X, WORKSPACE_Y, SimWorld
 
     rng = np.random.default_rng(seed)
     with SimWorld(robot=None, renderer="auto", seed=seed) as world:
@@ -47,7 +47,8 @@ def _time(pipe, frames, repeats: int) -> dict:
     keys = rows[0].keys()
     return {"ms_median": {k: float(np.median([r[k] for r in rows])) for k in keys},
             "ms_min": {k: float(np.min([r[k] for r in rows])) for k in keys},
-            "points_out": int(np.median(pts)), "feature_dim": int(cloud.features.shape[1]), "repeats": repeats}
+            "points_out": int(np.median(pts)), "feature_dim": int(cloud.features.shape[1]),
+            "repeats": repeats}
 
 
 def run(out_dir: Path, repeats: int = 10, threads: int = 2) -> dict:
@@ -60,7 +61,8 @@ def run(out_dir: Path, repeats: int = 10, threads: int = 2) -> dict:
               "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
               "torch": torch.__version__, "goal_ms_compact_total": 50.0, "models": {}}
     for name, cfg in [("compact", PerceptionConfig(clip_model="compact")),
-                      ("ViT-B-32 (random init)", PerceptionConfig(clip_model="ViT-B-32", clip_pretrained=None))]:
+                      ("ViT-B-32 (random init)",
+                       PerceptionConfig(clip_model="ViT-B-32", clip_pretrained=None))]:
         t0 = time.perf_counter()
         pipe = PerceptionPipeline(cfg)
         r = _time(pipe, frames, repeats)

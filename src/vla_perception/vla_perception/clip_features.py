@@ -136,7 +136,8 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"CLIP checkpoint {path} is not a state dict of tensors (got {type(state).__name__})")
+        raise ValueError(f"CLIP checkpoint {path} is not a state dict of tensors "
+                         f"(got {type(state).__name__})")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     if not any(k.startswith("visual.") for k in state) or not any(
             k.startswith(("token_embedding", "text.", "transformer.")) for k in state):
@@ -154,7 +155,8 @@ def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Pat
     if missing or unexpected or bad_shape:
         raise ValueError(f"CLIP checkpoint {path} does not match the model architecture: "
                          f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected "
-                         f"(e.g. {unexpected[:3]}), {len(bad_shape)} with other shapes (e.g. {bad_shape[:3]}). "
+                         f"(e.g. {unexpected[:3]}), {len(bad_shape)} with other shapes "
+                         f"(e.g. {bad_shape[:3]}). "
                          "Pass the model name the checkpoint was trained as.")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
 
@@ -202,8 +204,8 @@ def _load_open_clip(name: str, pretrained: str | None) -> _Loaded:
     import open_clip
 
     if name not in open_clip.list_models():
-        raise ValueError(f"unknown CLIP model {name!r}: use 'compact', a directory with {CONFIG_NAME}, or one "
-                         f"of open_clip.list_models() (e.g. 'ViT-B-32', 'ViT-L-14')")
+        raise ValueError(f"unknown CLIP model {name!r}: use 'compact', a directory with {CONFIG_NAME}, "
+                         f"or one of open_clip.list_models() (e.g. 'ViT-B-32', 'ViT-L-14')")
     path = Path(pretrained) if pretrained else None
     if path is not None and (path.exists() or path.suffix in (".safetensors", ".pt", ".bin", ".pth")):
         model = open_clip.create_model(name, pretrained=None)
@@ -247,8 +249,8 @@ class ClipFeatureExtractor:
         self.source = loaded.source
         visual = self.model.visual
         if not hasattr(visual, "transformer") or not hasattr(visual, "conv1"):
-            raise ValueError(f"{self.source}: dense features need an open_clip VisionTransformer image tower, "
-                             f"got {type(visual).__name__}")
+            raise ValueError(f"{self.source}: dense features need an open_clip VisionTransformer image "
+                             f"tower, got {type(visual).__name__}")
         size = visual.image_size
         self.image_size: tuple[int, int] = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
         self.grid_size: tuple[int, int] = tuple(visual.grid_size)
@@ -284,12 +286,10 @@ class ClipFeatureExtractor:
             attn = last.attn
             y = last.ln_1(t)
             width = y.shape[-1]
-            if isinstance(attn, torch.nn.MultiheadAttention):
-                w_v = attn.in_proj_weight[2 * width:]
-                b_v = attn.in_proj_bias[2 * width:] if attn.in_proj_bias is not None else None
-            else:
-                w_v = attn.in_proj_weight[2 * width:]
-                b_v = attn.in_proj_bias[2 * width:] if getattr(attn, "in_proj_bias", None) is not None else None
+            # nn.MultiheadAttention and open_clip's Attention both pack q, k, v in in_proj_*
+            w_v = attn.in_proj_weight[2 * width:]
+            bias = getattr(attn, "in_proj_bias", None)
+            b_v = bias[2 * width:] if bias is not None else None
             v = F.linear(y, w_v, b_v)  # (V, 1 + h*w, width)
             t = last.ls_1(attn.out_proj(v))
         t = visual.ln_post(t[:, 1:])  # drop the class token -> (V, h*w, width)
@@ -312,7 +312,8 @@ class ClipFeatureExtractor:
         h, w = self.grid_size
         maps = feats.transpose(1, 2).reshape(v, self.dim, h, w)  # (V, D, h, w)
         if out_size is not None:
-            maps = F.normalize(F.interpolate(maps, size=out_size, mode="bilinear", align_corners=False), dim=1)
+            maps = F.interpolate(maps, size=out_size, mode="bilinear", align_corners=False)
+            maps = F.normalize(maps, dim=1)
         return maps
 
     @torch.inference_mode()

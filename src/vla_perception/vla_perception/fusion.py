@@ -46,7 +46,10 @@ class FusionConfig:
         workspace_max: (3,) upper corner of the world crop box, metres.
         depth_min_m: depths below this are treated as missing.
         depth_max_m: depths above this are treated as missing.
-        pixel_stride: back-project every n-th pixel in u and v (1 = all pixels); a speed knob.
+        pixel_stride: back-project every n-th pixel in u and v (1 = all pixels); 0 = automatic: the
+            largest stride whose pixel spacing at the view's median depth stays within one voxel
+            (3 for the 640x480 sim rig with 5 mm voxels), so sub-sampling loses no voxel on surfaces
+            facing the camera while cutting the points to voxelise ~9x.
         max_stamp_skew_s: a view older than the newest view by more than this is dropped as stale.
         min_confidence: a view's sample with a confidence below this does not contribute.
     """
@@ -57,7 +60,7 @@ class FusionConfig:
     workspace_max: tuple[float, float, float] = (0.9, 0.5, 0.4)
     depth_min_m: float = 0.05
     depth_max_m: float = 3.0
-    pixel_stride: int = 2
+    pixel_stride: int = 0
     max_stamp_skew_s: float = 0.5
     min_confidence: float = 1e-3
 
@@ -67,9 +70,10 @@ class FusionConfig:
         if self.tau_m <= 0:
             raise ValueError(f"tau_m must be > 0, got {self.tau_m}")
         if not 0 <= self.depth_min_m < self.depth_max_m:
-            raise ValueError(f"need 0 <= depth_min_m < depth_max_m, got {self.depth_min_m}, {self.depth_max_m}")
-        if self.pixel_stride < 1:
-            raise ValueError(f"pixel_stride must be >= 1, got {self.pixel_stride}")
+            raise ValueError(f"need 0 <= depth_min_m < depth_max_m, got {self.depth_min_m}, "
+                             f"{self.depth_max_m}")
+        if self.pixel_stride < 0:
+            raise ValueError(f"pixel_stride must be >= 0 (0 = automatic), got {self.pixel_stride}")
         lo, hi = np.asarray(self.workspace_min, float), np.asarray(self.workspace_max, float)
         if lo.shape != (3,) or hi.shape != (3,) or np.any(lo >= hi):
             raise ValueError(f"workspace_min must be below workspace_max on x, y, z; got {lo} and {hi}")
@@ -119,7 +123,8 @@ class NoUsableViewError(ValueError):
 def _camera_rays(intr, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixel grid (every ``stride``-th pixel) and its normalised rays."""
     v, u = np.mgrid[0:intr.height:stride, 0:intr.width:stride]
-    return u.ravel(), v.ravel(), np.stack([(u.ravel() - intr.cx) / intr.fx, (v.ravel() - intr.cy) / intr.fy], 1)
+    u, v = u.ravel(), v.ravel()
+    return u, v, np.stack([(u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy], 1)
 
 
 def _clean_depth(depth: np.ndarray, cfg: FusionConfig) -> np.ndarray:
@@ -155,10 +160,21 @@ def check_view(frame: RGBDFrame, fmap: torch.Tensor | np.ndarray | None, dim: in
     return None
 
 
+def pixel_stride(frame: RGBDFrame, depth: np.ndarray, cfg: FusionConfig) -> int:
+    """The configured stride, or (0 = automatic) pixel spacing <= one voxel at the median depth."""
+    if cfg.pixel_stride > 0:
+        return cfg.pixel_stride
+    if cfg.voxel_size_m <= 0:
+        return 1
+    z = np.nanmedian(depth[::8, ::8]) if np.isfinite(depth[::8, ::8]).any() else np.nanmedian(depth)
+    f = min(frame.intrinsics.fx, frame.intrinsics.fy)
+    return int(max(1, np.floor(cfg.voxel_size_m * f / float(z))))
+
+
 def backproject(frame: RGBDFrame, cfg: FusionConfig) -> tuple[np.ndarray, np.ndarray]:
     """World points (M, 3) float64 and colours (M, 3) uint8 of the valid depth pixels of one view."""
     depth = _clean_depth(frame.depth, cfg)
-    u, v, rays = _camera_rays(frame.intrinsics, cfg.pixel_stride)
+    u, v, rays = _camera_rays(frame.intrinsics, pixel_stride(frame, depth, cfg))
     z = depth[v, u]
     ok = np.isfinite(z)
     z, rays, u, v = z[ok], rays[ok], u[ok], v[ok]
@@ -225,7 +241,8 @@ def view_confidence(xyz: np.ndarray, frame: RGBDFrame, cfg: FusionConfig,
     return conf, u, v
 
 
-def sample_features(fmap: torch.Tensor, u: np.ndarray, v: np.ndarray, width: int, height: int) -> torch.Tensor:
+def sample_features(fmap: torch.Tensor, u: np.ndarray, v: np.ndarray, width: int,
+                    height: int) -> torch.Tensor:
     """Bilinear samples (N, D) of a (D, h, w) patch map at image pixel coordinates (u, v).
 
     A pixel at u covers [u - 0.5, u + 0.5] of a ``width``-pixel image; the patch grid covers the same
@@ -262,7 +279,8 @@ def fuse_views(frames: list[RGBDFrame], feature_maps: list, cfg: FusionConfig | 
         raise ValueError(f"fuse_views got {len(frames)} frames but {len(feature_maps)} feature maps")
     dims = [int(f.shape[0]) for f in feature_maps if f is not None and getattr(f, "ndim", 0) == 3]
     dim = max(set(dims), key=dims.count) if dims else None
-    stamps = [f.stamp_s for f in frames if f is not None and isinstance(getattr(f, "stamp_s", None), (int, float))]
+    stamps = [f.stamp_s for f in frames
+              if f is not None and isinstance(getattr(f, "stamp_s", None), (int, float))]
     newest = max(stamps) if stamps else 0.0
     usable: list[tuple[RGBDFrame, torch.Tensor]] = []
     dropped: list[str] = []

@@ -74,12 +74,15 @@ class PerceptionNode(Node):
         self.frame_id = gp("frame_id").value
         self.rate_hz = float(gp("publish_rate_hz").value)
         self.partial_after_s = float(gp("partial_after_s").value)
-        fusion = FusionConfig.from_dict({n: gp(f"fusion.{n}").value for n in FusionConfig.__dataclass_fields__})
-        cfg = PerceptionConfig(clip_model=gp("clip_model").value, clip_pretrained=gp("clip_pretrained").value or None,
+        fusion = FusionConfig.from_dict({n: gp(f"fusion.{n}").value
+                                         for n in FusionConfig.__dataclass_fields__})
+        cfg = PerceptionConfig(clip_model=gp("clip_model").value,
+                               clip_pretrained=gp("clip_pretrained").value or None,
                                clip_readout=gp("clip_readout").value or None, device=gp("device").value,
                                threads=int(gp("threads").value), fusion=fusion)
         rig_path = resolve_config_path(gp("rig_calibration").value)
-        self.source = RosCameraSource(self.cameras, load_rig_extrinsics(rig_path), float(gp("sync_slop_s").value))
+        self.source = RosCameraSource(self.cameras, load_rig_extrinsics(rig_path),
+                                      float(gp("sync_slop_s").value))
         self.pipeline = PerceptionPipeline(cfg)
 
         self.cloud_pub = self.create_publisher(PointCloud2, "/vla/feature_cloud", RELIABLE_QOS)
@@ -87,9 +90,12 @@ class PerceptionNode(Node):
         prefix = gp("camera_prefix").value
         for cam in self.cameras:
             topics = realsense_topics(cam, prefix)
-            self.create_subscription(Image, topics["color"], lambda m, c=cam: self._on_color(c, m), SENSOR_QOS)
-            self.create_subscription(Image, topics["depth"], lambda m, c=cam: self._on_depth(c, m), SENSOR_QOS)
-            self.create_subscription(CameraInfo, topics["info"], lambda m, c=cam: self._on_info(c, m), SENSOR_QOS)
+            self.create_subscription(Image, topics["color"], lambda m, c=cam: self._on_color(c, m),
+                                     SENSOR_QOS)
+            self.create_subscription(Image, topics["depth"], lambda m, c=cam: self._on_depth(c, m),
+                                     SENSOR_QOS)
+            self.create_subscription(CameraInfo, topics["info"], lambda m, c=cam: self._on_info(c, m),
+                                     SENSOR_QOS)
         self.create_subscription(Empty, "/vla/perception/request", self._on_request, RELIABLE_QOS)
         self._requested = False
         self._due = self.rate_hz > 0
@@ -98,7 +104,8 @@ class PerceptionNode(Node):
         if self.rate_hz > 0:
             self.create_timer(1.0 / self.rate_hz, self._on_rate)
         self.create_timer(0.05, self._maybe_publish)
-        self.get_logger().info(f"perception: cameras {self.cameras} from {rig_path}, CLIP {self.pipeline.clip.source} "
+        self.get_logger().info(f"perception: cameras {self.cameras} from {rig_path}, "
+                               f"CLIP {self.pipeline.clip.source} "
                                f"(D={self.pipeline.clip.dim}), rate {self.rate_hz} Hz")
 
     # ------------------------------------------------------------------ inputs
@@ -151,12 +158,14 @@ class PerceptionNode(Node):
         for d in dropped:
             self._status("view_dropped", "warn", f"view dropped: {d}", camera=d.split(":")[0], reason=d)
         stamp = max(f.stamp_s for f in frames)
-        self.cloud_pub.publish(conv.numpy_to_pointcloud2(cloud.xyz, cloud.rgb, cloud.features, self.frame_id, stamp))
+        self.cloud_pub.publish(conv.numpy_to_pointcloud2(cloud.xyz, cloud.rgb, cloud.features,
+                                                         self.frame_id, stamp))
         self._n_published += 1
         t = self.pipeline.last_timings_ms
         self._status("cloud_published", "info",
                      f"feature cloud {len(cloud)} points x {cloud.features.shape[1]} features from "
-                     f"{len(frames) - len(cloud.dropped_views)}/{len(self.cameras)} views in {t.get('total', 0):.0f} ms",
+                     f"{len(frames) - len(cloud.dropped_views)}/{len(self.cameras)} views in "
+                     f"{t.get('total', 0):.0f} ms",
                      n_points=len(cloud), dim=int(cloud.features.shape[1]), stamp_s=stamp, timings_ms=t,
                      dropped_views=dropped)
 

@@ -86,7 +86,8 @@ def load_rig_extrinsics(path: str | Path) -> dict[str, np.ndarray]:
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"cannot read rig calibration {path}: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("cameras"), dict) or not data["cameras"]:
-        raise ValueError(f"rig calibration {path} needs a non-empty `cameras:` mapping of name -> calibration")
+        raise ValueError(f"rig calibration {path} needs a non-empty `cameras:` mapping of "
+                         "name -> calibration")
     out = {}
     for name, cam in data["cameras"].items():
         try:
@@ -272,8 +273,8 @@ class RealSenseCamera:
                 color, depth = fs.get_color_frame(), fs.get_depth_frame()
                 break
         if not color or not depth:
-            raise RuntimeError(f"RealSense camera {self.name!r}: {self.max_tries} framesets without both colour "
-                               "and depth; enable both streams")
+            raise RuntimeError(f"RealSense camera {self.name!r}: {self.max_tries} framesets without both "
+                               "colour and depth; enable both streams")
         vp = color.get_profile().as_video_stream_profile()
         it = vp.get_intrinsics()
         intr = CameraIntrinsics(it.width, it.height, it.fx, it.fy, it.ppx, it.ppy)
@@ -284,11 +285,12 @@ class RealSenseCamera:
         elif fmt in (rs.format.rgba8, rs.format.bgra8):
             rgb = rgb[:, :, :3] if fmt == rs.format.rgba8 else rgb[:, :, 2::-1]
         elif fmt != rs.format.rgb8:
-            raise RuntimeError(f"RealSense camera {self.name!r}: colour format {fmt} not supported (use rgb8)")
+            raise RuntimeError(f"RealSense camera {self.name!r}: colour format {fmt} not supported "
+                               "(use rgb8)")
         d = np.asanyarray(depth.get_data()).astype(np.float32) * np.float32(depth.get_units())
         d[d <= 0] = np.nan
-        return RGBDFrame(self.name, np.ascontiguousarray(rgb, dtype=np.uint8), d, intr, self.T_world_cam.copy(),
-                         stamp_s=color.get_timestamp() / 1000.0)
+        return RGBDFrame(self.name, np.ascontiguousarray(rgb, dtype=np.uint8), d, intr,
+                         self.T_world_cam.copy(), stamp_s=color.get_timestamp() / 1000.0)
 
     def close(self) -> None:
         """Stop the pipeline (if this object started it)."""

@@ -13,18 +13,18 @@ seed)`` in a PyBullet world with the UR5 at home, so the robot is in view as at 
 2. perception as at test time: CLIP dense features (``--clip``, default the compact model) fused
    into a ``FeatureCloud`` with ``vla_perception.fusion.fuse_views``;
 3. candidates from the priors on that cloud (``priors.grasp_set`` / ``place_candidates``);
-4. expert label. Grasp: the model-based expert of the SR paper / A2 - the target object is known
-   to the simulator, and the expert takes the candidate on the target (centre inside the target's
-   AABB grown by 1 cm) with the best prior score among those nearest its centre (within 1 cm of
-   the nearest). Place: candidates whose resting object would lie in the instruction's region
-   (``Region.contains``) are valid; the expert takes the valid one closest to the reference. The
-   label is the chosen candidate; ``target_pose`` its pose (the PosA anchor);
-5. grasp episodes continue with the target removed (up to ``--steps-per-episode`` decisions per
-   scene, a new instruction each time); a step with no valid candidate is skipped.
+4. expert label: the simulator's scripted expert (``vla_sim.expert.ExpertPolicy``, privileged:
+   object poses and shapes) gives its grasp (or release) pose; the label is the prior candidate
+   closest to it (grasp: position + 1 mm per degree, dropped beyond 3 cm; place: the candidate
+   inside the instruction's region closest in the table plane). ``target_pose`` stores the
+   expert's own pose (the PosA anchor);
+5. grasp episodes continue: the object the expert grasped is removed (the target, or the blocker
+   the expert chose to clear first, as in the paper's clutter protocol), and the next decision uses
+   the same instruction while its target remains, else a new one, up to ``--steps-per-episode``.
 
 ``--key-steps`` (000's few-shot collection of key steps) keeps only decisive steps: the first
-decision of each episode and only when the expert's choice is unambiguous (the best candidate's
-cost beats the runner-up on another object by the margin) - fewer, cleaner samples.
+decision of each episode, and only when a candidate matches the expert within 2 cm and 15 deg -
+fewer, cleaner samples.
 
 Samples are written as compressed shards (format: ``vla_policy.data``); the run is resumable
 (episodes already in complete shards are skipped); ``--workers`` processes collect disjoint
@@ -40,51 +40,46 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vla_policy.data import ShardWriter, load_samples, select_points, shard_index
+from vla_policy.data import ShardWriter, label_candidate, load_samples, select_points, shard_index
 from vla_policy.priors import PriorConfig, grasp_set, place_candidates
 
 logger = logging.getLogger(__name__)
 STORE_POINTS = 1536
 RENDER_SIZE = (320, 240)
+MAX_LABEL_DIST_M = 0.03  # a grasp step is dropped when no candidate is this close to the expert's grasp
+KEY_DIST_M = 0.02  # --key-steps: the labelled candidate must match the expert within 2 cm ...
+KEY_ANGLE_DEG = 15.0  # ... and 15 degrees
 
 
-def _label_grasp(gs, aabb: tuple[np.ndarray, np.ndarray], centre: np.ndarray) -> tuple[int, float] | None:
-    """Expert grasp: (candidate index, margin) or None when no candidate lies on the target."""
-    if len(gs) == 0:
+def _label_grasp(cands: np.ndarray, T_exp: np.ndarray) -> tuple[int, float, float] | None:
+    """Candidate closest to the expert grasp (position + 1 mm per degree): (index, dist m, angle deg)."""
+    if len(cands) == 0:
         return None
-    lo, hi = aabb[0] - 0.01, aabb[1] + 0.01
-    pos = gs.poses[:, :3, 3]
-    on = np.all((pos >= lo) & (pos <= hi), axis=1)
-    if not on.any():
+    i, d, a = label_candidate(cands, np.asarray(T_exp, dtype=np.float64))
+    if d > MAX_LABEL_DIST_M:
         return None
-    d = np.linalg.norm(pos - centre[None], axis=1)
-    near = on & (d <= d[on].min() + 0.01)
-    idx = np.flatnonzero(near)
-    best = int(idx[np.argmax(gs.scores[idx])])
-    off = ~on
-    margin = float(d[off].min() - d[best]) if off.any() else 1.0
-    return best, margin
+    return i, d, a
 
 
-def _label_place(T: np.ndarray, region, half_height: float) -> tuple[int, float] | None:
-    """Expert place: valid candidate closest to the reference, or None."""
-    if len(T) == 0:
+def _label_place(cands: np.ndarray, T_exp: np.ndarray, region, half_height: float
+                 ) -> tuple[int, float, float] | None:
+    """Place candidate in the instruction's region closest (xy) to the expert's release point."""
+    if len(cands) == 0:
         return None
-    surf = T[:, 2, 3] - PriorConfig().place_height_m
-    valid = np.array([region.contains(np.r_[t[:2, 3], s + half_height], s) for t, s in zip(T, surf)])
+    surf = cands[:, 2, 3] - PriorConfig().place_height_m
+    valid = np.array([region.contains(np.r_[t[:2, 3], s + half_height], s) for t, s in zip(cands, surf)])
     if not valid.any():
         return None
-    ref_c = 0.5 * (np.asarray(region.ref_min[:2]) + np.asarray(region.ref_max[:2]))
-    d = np.linalg.norm(T[:, :2, 3] - ref_c[None], axis=1)
-    d_valid = np.where(valid, d, np.inf)
-    best = int(np.argmin(d_valid))
-    return best, 1.0
+    d = np.linalg.norm(cands[:, :2, 3] - np.asarray(T_exp)[None, :2, 3], axis=1)
+    i = int(np.argmin(np.where(valid, d, np.inf)))
+    return i, float(d[i]), 0.0
 
 
 def _perceive(world, clip, fusion_cfg, noise):
@@ -133,9 +128,9 @@ def refeature(src: Path, dst: Path, clip: str = "compact") -> dict[str, Any]:
     """
     from scipy.spatial import cKDTree
     from tqdm import tqdm
+
     from vla_perception.clip_features import ClipFeatureExtractor
     from vla_perception.fusion import FusionConfig, fuse_views
-
     from vla_policy.policy import encode_instruction
 
     extractor = ClipFeatureExtractor(clip)
@@ -157,49 +152,64 @@ def refeature(src: Path, dst: Path, clip: str = "compact") -> dict[str, Any]:
 
 def run_episode(world, clip, task: str, seed: int, steps: int, key_steps: bool, split: str = "seen",
                 store_views: bool = False) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
-    """All kept samples of one episode."""
+    """All kept samples of one episode (see the module docstring)."""
     from vla_perception.fusion import FusionConfig
-    from vla_sim.instructions import grasp_instruction, place_instruction
-    from vla_sim.scenes import make_scene
-    from vla_sim.world import DepthNoise
-
     from vla_policy.policy import encode_instruction
     from vla_sim import objects as objlib
+    from vla_sim.expert import ExpertPolicy
+    from vla_sim.instructions import Instruction, grasp_instruction, place_instruction
+    from vla_sim.scenes import make_scene
+    from vla_sim.world import DepthNoise
 
     rng = np.random.default_rng([seed, 7])
     scene = make_scene(task, split, seed)
     world.load_scene(scene)
     fusion_cfg, noise = FusionConfig(), DepthNoise()
+    expert = ExpertPolicy()
     out = []
+    instr: Instruction | None = None
     for step in range(steps if task == "grasp" else 1):
         names = list(world.object_ids)
         if task == "grasp":
-            try:
-                instr = grasp_instruction(rng, [n for n in names if n in scene.names], split=split)
-            except ValueError:
-                break
+            if instr is None or instr.target not in names:
+                try:
+                    instr = grasp_instruction(rng, [n for n in names if n in scene.names], split=split)
+                except ValueError:
+                    break
+            expert.bind(world, instr)
+            T_exp = expert.grasp_pose()
         else:
             refs = [n for n in names if n != scene.held]
             ref = refs[int(rng.integers(len(refs)))]
             instr = place_instruction(rng, scene.held, ref, world.object_aabb(ref))
+            expert.bind(world, instr)
+            T_exp = expert.place_pose()
+        if T_exp is None:
+            break
         frames, cloud = _perceive(world, clip, fusion_cfg, noise)
         if task == "grasp":
-            gs = grasp_set(cloud.xyz)
-            lab = _label_grasp(gs, world.object_aabb(instr.target), world.object_pose(instr.target)[:3, 3])
-            cands = gs.poses
+            cands = grasp_set(cloud.xyz).poses
+            lab = _label_grasp(cands, T_exp)
         else:
             cands = place_candidates(cloud.xyz)
-            lab = _label_place(cands, instr.region, 0.5 * float(objlib.get(scene.held).size_m[2]))
-        if lab is not None and not (key_steps and (step > 0 or lab[1] < 0.02)):
+            half = 0.5 * float(objlib.get(scene.held).size_m[2])
+            lab = _label_place(cands, T_exp, instr.region, half)
+        decisive = step == 0 and lab is not None and lab[1] <= KEY_DIST_M and lab[2] <= KEY_ANGLE_DEG
+        if lab is not None and (decisive or not key_steps):
             text = encode_instruction(clip, instr.text)
             arrays = _sample_arrays(cloud, text, cands, lab[0], rng, frames if store_views else None)
+            arrays["target_pose"] = np.asarray(T_exp, dtype=np.float32)
             meta = {"instruction": instr.text, "task": task, "episode": seed, "step": step,
                     "target": instr.target if task == "grasp" else instr.region.reference,
-                    "scene_objects": names, "n_candidates": int(len(cands)), "margin_m": lab[1],
-                    "points": int(len(cloud.xyz)), "cameras": [f.name for f in frames]}
+                    "scene_objects": names, "n_candidates": int(len(cands)), "label_dist_m": lab[1],
+                    "label_angle_deg": lab[2], "points": int(len(cloud.xyz)),
+                    "cameras": [f.name for f in frames]}
             out.append((arrays, meta))
-        if task == "grasp":
-            world.remove_object(instr.target)
+        if task == "grasp":  # the expert's grasp takes its object out of the scene
+            obj_names = list(world.object_ids)
+            dists = [np.linalg.norm(world.object_pose(n)[:3, 3] - T_exp[:3, 3]) for n in obj_names]
+            grasped = obj_names[int(np.argmin(dists))]
+            world.remove_object(grasped)
             world.step(120)
     return out
 
@@ -209,10 +219,23 @@ def _worker(k: int, args: dict[str, Any], todo: list[int], q) -> None:
 
     torch.set_num_threads(1)
     from vla_perception.clip_features import ClipFeatureExtractor
-    from vla_sim.world import SimWorld
 
+    def _stop(signum, frame):  # SIGTERM: write what was collected, then exit
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
     clip = ClipFeatureExtractor(args["clip"])
     writer = ShardWriter(Path(args["out"]), worker=k)
+    try:
+        _collect_loop(k, args, todo, q, clip, writer)
+    finally:
+        writer.flush()
+        q.put(("exit", k))
+
+
+def _collect_loop(k, args, todo, q, clip, writer) -> None:
+    from vla_sim.world import SimWorld
+
     with SimWorld(robot="ur5", seed=k, render_size=RENDER_SIZE) as world:
         for seed in todo:
             try:
@@ -223,8 +246,6 @@ def _worker(k: int, args: dict[str, Any], todo: list[int], q) -> None:
                 q.put(("done", seed))
             except Exception as exc:  # noqa: BLE001 - one bad episode must not stop the worker
                 q.put(("error", f"episode {seed}: {type(exc).__name__}: {exc}"))
-    writer.flush()
-    q.put(("exit", k))
 
 
 def collect(task: str, episodes: int, workers: int, out: Path, seed: int = 0, steps: int = 3,

@@ -38,6 +38,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Empty, String
+
 from vla_common.conversions import (
     matrices_to_pose_array,
     matrix_to_pose_stamped,
@@ -46,7 +47,6 @@ from vla_common.conversions import (
 )
 from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
-
 from vla_policy.policy import InstructionError, check_instruction
 
 NODE = "policy"
@@ -129,8 +129,13 @@ class PolicyNode(Node):
 
     def _status(self, event: str, level: str = "info", detail: str = "", **fields: Any) -> None:
         self.status_pub.publish(String(data=make_status(NODE, event, level, detail, **fields)))
-        log = self.get_logger().warning if level != "info" else self.get_logger().info
-        log(f"{event}: {detail}")
+        # rclpy ties a severity to each call site, so one call per level
+        if level == "info":
+            self.get_logger().info(f"{event}: {detail}")
+        elif level == "warn":
+            self.get_logger().warning(f"{event}: {detail}")
+        else:
+            self.get_logger().error(f"{event}: {detail}")
 
     def _end(self, ok: bool, detail: str, **fields: Any) -> None:
         task = self.task
@@ -141,7 +146,6 @@ class PolicyNode(Node):
     def _load(self) -> None:
         if self._policy is None:
             from vla_perception.clip_features import ClipFeatureExtractor
-
             from vla_policy.policy import Policy
 
             self._policy = Policy.load(self.checkpoint)

@@ -8,8 +8,8 @@ candidate closing directions every 5 degrees; a candidate is kept when the width
 gripper, the IK solution exists within the joint limits and the open gripper at the grasp pose
 touches nothing (PyBullet closest-point query with the arm posed kinematically, then restored).
 Places: the held object's current offset from the TCP is kept; a free point in the relation's
-region is chosen (clear of the other objects by the object's radius plus the open fingers) and
-the object is released 1.2 cm above the support surface.
+region is chosen (clear of the other objects by the object's radius plus 1.2 cm) and
+the object is released 1.2 cm above the support surface (into containers: from just above the rim), where the opening fingers touch nothing.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ import pybullet as pb
 
 from vla_sim import objects as objlib
 from vla_sim.instructions import Instruction, Region
+from vla_sim.primitives import hover_pose
 
 YAW_STEP_DEG = 5
 MAX_WIDTH_M = 0.074
 FINGER_CLEARANCE_M = 0.003
 RELEASE_HEIGHT_M = 0.012
 FLOOR_OF_OPEN_BOX_M = 0.008
+FINGERTIP_BELOW_TCP_M = 0.0175
 
 
 @dataclass(order=True)
@@ -89,6 +91,22 @@ def grasp_candidates(world, name: str) -> list[GraspCandidate]:
                 out.append(GraspCandidate(score, name, _top_down(xy[0], xy[1], z, d), width, (name, deg, off, k)))
     out.sort()
     return out
+
+
+def grasp_reachable(model, T: np.ndarray) -> bool:
+    """Whether the whole grasp primitive (hover, descent, lift) has IK solutions."""
+    from vla_sim.primitives import LIFT_M, cartesian_path
+
+    H = hover_pose(T)
+    q_hover = model.ik(H, model.home)
+    if q_hover is None:
+        return False
+    down = cartesian_path(model, H, T, q_hover)
+    if down is None:
+        return False
+    L = T.copy()
+    L[2, 3] += LIFT_M
+    return cartesian_path(model, T, L, down[1][-1]) is not None
 
 
 class KinematicProbe:
@@ -165,23 +183,25 @@ class ExpertPolicy:
     def grasp_pose(self) -> np.ndarray | None:
         """Best collision-free, reachable grasp on an acceptable target not tried before.
 
-        When every target grasp is blocked, it grasps the object that blocks most of them (the
-        episode removes a lifted non-target; that attempt counts as a step).
+        When every target grasp is blocked, it grasps the object that blocks most of them, or
+        what blocks that one (the episode removes a lifted non-target; the attempt counts as a
+        step).
         """
         world = self.world
         targets = [t for t in self.instruction.targets if t in world.object_ids]
         targets.sort(key=lambda n: -world.object_aabb(n)[1][2])  # most exposed first
-        blockers: dict[str, int] = {}
-        for name in targets:
-            T = self._first_free_grasp(name, blockers)
-            if T is not None:
-                return T
-        for name in sorted(blockers, key=lambda n: -blockers[n]):
-            if name == "table" or name in targets:
-                continue
-            T = self._first_free_grasp(name, {})
-            if T is not None:
-                return T
+        # breadth-first: the targets, then what blocks them, then what blocks those (3 levels)
+        level, seen = targets, set(targets)
+        for _ in range(3):
+            blockers: dict[str, int] = {}
+            for name in level:
+                T = self._first_free_grasp(name, blockers)
+                if T is not None:
+                    return T
+            level = [n for n in sorted(blockers, key=lambda n: -blockers[n]) if n != "table" and n not in seen]
+            seen.update(level)
+            if not level:
+                break
         return None
 
     def _first_free_grasp(self, name: str, blockers: dict[str, int]) -> np.ndarray | None:
@@ -192,7 +212,7 @@ class ExpertPolicy:
             if cand.key in self._tried:
                 continue
             q = model.ik(cand.T, model.home)
-            if q is None:
+            if q is None or not grasp_reachable(model, cand.T):
                 continue
             hits = probe.collisions(q)
             if hits:
@@ -219,12 +239,21 @@ class ExpertPolicy:
         bottom_off = lo[2] - T_tcp[2, 3]
         radius = 0.5 * float(np.hypot(hi[0] - lo[0], hi[1] - lo[1]))
         model = world.robot.model
+        probe = KinematicProbe(world)
+        held_id = {world.object_ids[held]}
         for xy, surface_z in place_points(world, region, held, radius):
             T = T_tcp.copy()
             T[:2, 3] = xy - off_xy
             T[2, 3] = surface_z + RELEASE_HEIGHT_M - bottom_off
-            if model.ik(T, world.robot.joint_positions()) is None and model.ik(T, model.home) is None:
+            if region.relation == "in":  # fingertips stay above the rim; the object drops in
+                T[2, 3] = max(T[2, 3], region.ref_max[2] + FINGERTIP_BELOW_TCP_M + 0.01)
+            q = model.ik(T, world.robot.joint_positions())
+            if q is None:
+                q = model.ik(T, model.home)
+            if q is None or model.ik(hover_pose(T), model.home) is None:
                 continue
+            if region.relation not in ("in", "on") and probe.collisions(q, ignore=held_id):
+                continue  # the opening fingers would hit a neighbour
             return T
         return None
 
@@ -238,7 +267,7 @@ def place_points(world, region: Region, held: str, radius: float) -> list[tuple[
         return [(c[:2].copy(), float(z))]
     others = [n for n in world.object_ids if n != held]
     boxes = [world.object_aabb(n) for n in others]
-    clear = max(radius, 0.045) + 0.015
+    clear = radius + 0.012
     pts = []
     xs = np.arange(lo[0] - 0.3, hi[0] + 0.3, 0.01)
     ys = np.arange(lo[1] - 0.3, hi[1] + 0.3, 0.01)
@@ -247,9 +276,11 @@ def place_points(world, region: Region, held: str, radius: float) -> list[tuple[
     for x in xs:
         for y in ys:
             p = np.array([x, y])
-            if not (0.28 <= x <= 0.78 and abs(y) <= 0.42):
+            if not (0.25 <= x <= 0.76 and abs(y) <= 0.42):
                 continue
-            if not region.contains(np.array([x, y, 0.05]), 0.0):
+            # inside the region with 1.5 cm to spare in every direction
+            if not all(region.contains(np.array([x + dx, y + dy, 0.05]), 0.0)
+                       for dx, dy in ((0, 0), (0.015, 0), (-0.015, 0), (0, 0.015), (0, -0.015))):
                 continue
             g = region.gap(p)
             if g < radius + 0.01:

@@ -291,7 +291,8 @@ def place_instruction(
     elif relation not in rels:
         raise ValueError(f"relation {relation!r} does not fit {reference!r}; valid: {rels}")
     region = Region(
-        relation, reference, tuple(float(v) for v in ref_aabb[0]), tuple(float(v) for v in ref_aabb[1])
+        relation, reference, tuple(round(float(v), 6) for v in ref_aabb[0]),
+        tuple(round(float(v), 6) for v in ref_aabb[1])
     )
     templates = PLACE_TEMPLATES if task == "place" else PICKPLACE_TEMPLATES
     text = templates[rng.integers(len(templates))].format(relation=relation, reference=reference, name=held)

@@ -27,6 +27,7 @@ LIFT_M = 0.20
 CART_SPEED_MPS = 0.15
 JOINT_SPEED_FRACTION = 0.5
 MAX_WAYPOINT_JUMP_RAD = 0.35
+RELEASE_OPENING_M = 0.02
 
 
 @dataclass
@@ -193,7 +194,8 @@ def execute_place(world, T_place: np.ndarray, retreat: bool = True) -> MotionRes
     if not _run(world, t, q):
         return MotionResult(False, "tracking", steps=world.steps - start)
     _run(world, *descend)
-    world.set_gripper(True, max_steps=120)
+    # open just enough to let go (a full 85 mm opening would push on container walls)
+    world.set_gripper(True, max_steps=120, width_m=robot.gripper_width() + RELEASE_OPENING_M)
     if retreat:
         back = cartesian_path(model, robot.tcp_pose(), H, robot.joint_positions())
         if back is not None:

@@ -105,6 +105,7 @@ class SimRobot:
         self._traj: _Trajectory | None = None
         self._q_target = model.home.copy()
         self._gripper_open = True
+        self._open_width = 2 * self.finger_max
         self._steps = 0
         self.reset(model.home, gripper_open=True)
 
@@ -137,6 +138,7 @@ class SimRobot:
         self._traj = None
         self._q_target = q.copy()
         self._gripper_open = gripper_open
+        self._open_width = 2 * self.finger_max
         self._apply_arm(q, np.zeros(self.n))
         self._apply_gripper()
 
@@ -233,9 +235,15 @@ class SimRobot:
         """Cancel the trajectory and hold the current position."""
         self.set_joint_targets(np.clip(self.joint_positions(), self.lower, self.upper))
 
-    def command_gripper(self, open: bool) -> None:
-        """Open or close the gripper (non-blocking; the motors act as the world steps)."""
+    def command_gripper(self, open: bool, width_m: float | None = None) -> None:
+        """Open or close the gripper (non-blocking; the motors act as the world steps).
+
+        Args:
+            open: True opens, False closes (with the maximum force until the pads stop).
+            width_m: when opening, open only to this pad distance (e.g. to release inside a box).
+        """
         self._gripper_open = bool(open)
+        self._open_width = self.finger_max * 2 if width_m is None else float(np.clip(width_m, 0.0, 2 * self.finger_max))
         self._apply_gripper()
 
     def pre_step(self, step: int) -> None:
@@ -255,7 +263,7 @@ class SimRobot:
             velocityGains=[ARM_VELOCITY_GAIN] * self.n, physicsClientId=self.cid)
 
     def _apply_gripper(self) -> None:
-        target = self.finger_max if self._gripper_open else 0.0
+        target = 0.5 * self._open_width if self._gripper_open else 0.0
         for j in self.finger_idx:
             pb.setJointMotorControl2(self.body, j, pb.POSITION_CONTROL, targetPosition=target,
                                      force=self.finger_force, maxVelocity=FINGER_SPEED_MPS,
@@ -283,9 +291,9 @@ class SimRobot:
                 return True
         return bool(np.max(np.abs(self.joint_positions() - goal)) < REACHED_TOL_RAD)
 
-    def set_gripper(self, world: SimWorld, open: bool, max_steps: int = 240) -> float:
+    def set_gripper(self, world: SimWorld, open: bool, max_steps: int = 240, width_m: float | None = None) -> float:
         """Open/close and step until the fingers stop (or ``max_steps``); returns the width (m)."""
-        self.command_gripper(open)
+        self.command_gripper(open, width_m)
         still = 0
         prev = self.finger_positions()
         for _ in range(max_steps):
@@ -334,14 +342,15 @@ class SimRobot:
         top_offset = max(0.0, 0.5 * size[2] - 0.0275)
         centre = T_tcp[:3, 3] - np.array([0.0, 0.0, top_offset])
         bid = world.add_object(spec, centre, matrix_to_quat(R_obj))
-        # fingers just outside the object, the object pinned (mass 0) while the pads close on it
+        # fingers just outside the object, the object pinned to the world while the pads close on it
         half = 0.5 * float(size[across]) + 0.001
         for j in self.finger_idx:
             pb.resetJointState(self.body, j, min(half, self.finger_max), 0.0, physicsClientId=self.cid)
-        pb.changeDynamics(bid, -1, mass=0.0, physicsClientId=self.cid)
+        pin = pb.createConstraint(bid, -1, -1, -1, pb.JOINT_FIXED, [0, 0, 0], [0, 0, 0], centre.tolist(),
+                                  childFrameOrientation=matrix_to_quat(R_obj).tolist(), physicsClientId=self.cid)
         self.command_gripper(open=False)
         world.step(48)
-        pb.changeDynamics(bid, -1, mass=spec.mass_kg, physicsClientId=self.cid)
+        pb.removeConstraint(pin, physicsClientId=self.cid)
         world.step(120)
         if not self.holds(bid):
             logger.warning("hold_new_object: %s not held after closing (width %.3f m)", spec.name,

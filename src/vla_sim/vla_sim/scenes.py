@@ -46,6 +46,7 @@ N_PLACE_OBJECTS = 8
 N_PP_GRASP_OBJECTS = 10
 N_PP_PLACE_OBJECTS = 5
 MIN_PLACE_SPACING_M = 0.10
+DECIMALS = 6  # spawn poses and recorded poses are rounded to 1e-6
 
 
 @dataclass
@@ -196,11 +197,17 @@ def case_path(task: str, split: str) -> Path:
 def _random_quat(rng: np.random.Generator) -> tuple[float, float, float, float]:
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
-    return tuple(float(v) for v in q)
+    return tuple(_r(v) for v in q)
 
 
 def _yaw_quat(yaw: float) -> tuple[float, float, float, float]:
-    return (0.0, 0.0, float(math.sin(yaw / 2)), float(math.cos(yaw / 2)))
+    return (0.0, 0.0, _r(math.sin(yaw / 2)), _r(math.cos(yaw / 2)))
+
+
+def _r(v: float) -> float:
+    """Round to 1e-6 (micrometres / micro-units) so case files stay small; the rounded value is
+    what the physics uses, so replays stay exact."""
+    return round(float(v), DECIMALS)
 
 
 def _pool(split: str, grasp_only: bool = True) -> list[objlib.ObjectSpec]:
@@ -237,7 +244,7 @@ def _drop_poses(
                 z = max(z, c[2] + rc + r + 0.005)
         centre = np.array([xy[0], xy[1], z])
         placed.append((centre, r))
-        out.append(SceneObject(spec.name, tuple(float(v) for v in centre), _random_quat(rng)))
+        out.append(SceneObject(spec.name, tuple(_r(v) for v in centre), _random_quat(rng)))
     return out
 
 
@@ -288,7 +295,7 @@ def _upright_poses(
         out.append(
             SceneObject(
                 spec.name,
-                (float(xy[0]), float(xy[1]), z),
+                (_r(xy[0]), _r(xy[1]), _r(z)),
                 _yaw_quat(rng.uniform(-math.pi, math.pi)),
                 rest_on_table=True,
             )
@@ -379,7 +386,7 @@ def _upright_layout(
 def _pose_list(T: np.ndarray) -> list[float]:
     from vla_common.transforms import matrix_to_quat
 
-    return [float(v) for v in T[:3, 3]] + [float(v) for v in matrix_to_quat(T)]
+    return [_r(v) for v in T[:3, 3]] + [_r(v) for v in matrix_to_quat(T)]
 
 
 def make_case(world: Any, task: str, split: str, seed: int) -> Scene:
@@ -406,13 +413,64 @@ def make_case(world: Any, task: str, split: str, seed: int) -> Scene:
             want = [n for n in left if objlib.get(n).split == split] or left
             held = want[rng.integers(len(want))]
             refs = [n for n in names if settled[n][1, 3] < 0.0]
-        for k in rng.permutation(len(ins.RELATIONS)):
-            relation = ins.RELATIONS[k]
-            fits = [r for r in refs if relation in ins.valid_relations(r, held)]
-            if fits:
-                break
-        ref = fits[rng.integers(len(fits))]
-        instr = ins.place_instruction(rng, held, ref, world.object_aabb(ref), relation, task=task)
+        instr = _feasible_place_instruction(world, rng, held, refs, task)
     scene.instruction = instr.to_dict()
     scene.settled = {n: _pose_list(T) for n, T in settled.items()}
     return scene
+
+
+def _feasible_place_instruction(world: Any, rng: np.random.Generator, held: str, refs: list[str], task: str):
+    """A place instruction whose region has room for the held object.
+
+    Relations are tried in random order, references in random order; a (relation, reference)
+    pair is kept when the region holds a free spot for the object's footprint (the expert's
+    ``place_points``), so no case asks for the impossible.
+    """
+    from vla_sim import instructions as ins
+    from vla_sim.expert import place_points
+
+    size = objlib.get(held).size_m
+    radius = 0.5 * float(np.hypot(size[0], size[1]))
+    for k in rng.permutation(len(ins.RELATIONS)):
+        relation = ins.RELATIONS[k]
+        fits = [r for r in refs if relation in ins.valid_relations(r, held)]
+        for j in rng.permutation(len(fits)):
+            ref = fits[j]
+            region = ins.Region(relation, ref, *(tuple(float(v) for v in a) for a in world.object_aabb(ref)))
+            if place_points(world, region, held, radius):
+                return ins.place_instruction(rng, held, ref, world.object_aabb(ref), relation, task=task)
+    raise RuntimeError(f"no feasible place instruction for {held!r} among {refs}")
+
+
+FIXED_CASE_SEEDS = range(1000, 1020)  # the shipped case sets use these seeds (20 per task and split)
+
+
+def write_fixed_cases(out_dir: Path = CASES_DIR, robot: str = "ur5", seeds=FIXED_CASE_SEEDS) -> list[Path]:
+    """Regenerate the shipped case sets ``cases/<task>_<split>.json`` (seen and unseen)."""
+    from vla_sim.world import SimWorld
+
+    paths = []
+    with SimWorld(robot=robot, renderer="tiny", render_size=(64, 48)) as world:
+        for task in TASKS:
+            for split in ("seen", "unseen"):
+                cases = [make_case(world, task, split, s) for s in seeds]
+                paths.append(CaseSet(f"{task}_{split}", cases).save(Path(out_dir) / f"{task}_{split}.json"))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vla_sim.scenes --write-cases``: regenerate the fixed case sets."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--write-cases", action="store_true", required=True)
+    ap.add_argument("--out", type=Path, default=CASES_DIR)
+    ap.add_argument("--robot", default="ur5")
+    args = ap.parse_args(argv)
+    for p in write_fixed_cases(args.out, args.robot):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -309,6 +309,7 @@ class SimWorld:
         self.steps = 0
         self.object_ids = {}
         self._static_ids = {}
+        self.robot = None  # its body is gone; load_scene adds it again
         hx, hy = (TABLE_X[1] - TABLE_X[0]) / 2, (TABLE_Y[1] - TABLE_Y[0]) / 2
         half = [hx, hy, TABLE_THICKNESS_M / 2]
         centre = [(TABLE_X[0] + TABLE_X[1]) / 2, (TABLE_Y[0] + TABLE_Y[1]) / 2, -TABLE_THICKNESS_M / 2]
@@ -373,27 +374,26 @@ class SimWorld:
 
         Objects appear at their spawn poses in the scene's order, then physics runs until every
         object is still (at most SETTLE_MAX_STEPS steps). Objects that fell off the table are
-        removed. Returns the settled poses {name: (4, 4)}.
+        removed. The robot is added afterwards at its home pose (for place scenes holding the
+        scene's ``held`` object). Returns the settled poses {name: (4, 4)}.
         """
         self._reset_world()
         self.scene = scene
-        if self.robot_name is not None:
-            self._load_robot()
         for so in scene.objects:
             self.add_object(
-                objlib.get(so.name),
-                np.asarray(so.xyz),
-                np.asarray(so.quat_xyzw),
-                rest_on_table=so.rest_on_table,
+                objlib.get(so.name), np.asarray(so.xyz), np.asarray(so.quat_xyzw), rest_on_table=so.rest_on_table
             )
-        if self.robot is not None and getattr(scene, "held", None):
-            self.robot.hold_new_object(self, objlib.get(scene.held))
         if settle:
             self.settle()
         for name in list(self.object_ids):
             if self.object_pose(name)[2, 3] < -0.1:
                 logger.info("object %s fell off the table; removed", name)
                 self.remove_object(name)
+        # the robot comes in after the objects have settled, so nothing lands on the arm
+        if self.robot_name is not None:
+            self._load_robot()
+            if getattr(scene, "held", None):
+                self.robot.hold_new_object(self, objlib.get(scene.held))
         return {n: self.object_pose(n) for n in self.object_ids}
 
     def _load_robot(self) -> None:
@@ -497,9 +497,12 @@ class SimWorld:
         """
         return self._need_robot().execute(self, traj_t, traj_q, max_steps)
 
-    def set_gripper(self, open: bool, max_steps: int = 240) -> float:
-        """Open or close the gripper, stepping until the fingers stop; returns the final width (m)."""
-        return self._need_robot().set_gripper(self, open, max_steps)
+    def set_gripper(self, open: bool, max_steps: int = 240, width_m: float | None = None) -> float:
+        """Open or close the gripper, stepping until the fingers stop; returns the final width (m).
+
+        ``width_m`` opens only that far (None = fully, 85 mm).
+        """
+        return self._need_robot().set_gripper(self, open, max_steps, width_m)
 
     def gripper_width(self) -> float:
         """Distance between the finger pads in metres."""
