@@ -9,6 +9,7 @@ The in-sim pick-and-place through vla_sim's bridge node is a separate test.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -108,8 +109,8 @@ def test_executor_node_refuses_moves_and_stops(ros_localhost_env):
         started = spin_until(ex, lambda: robot.grasp_pub.get_subscription_count() > 0
                              and robot.estop_pub.get_subscription_count() > 0, 30.0)
         assert started, "executor node did not start"
-        ready = spin_until(ex, lambda: any(s["event"] == "executor_ready" for s in robot.status), 10.0)
-        assert ready, "executor_ready never came"
+        # executor_ready is volatile: it may have gone out before our status subscription matched
+        spin_until(ex, lambda: any(s["event"] == "executor_ready" for s in robot.status), 3.0)
 
         def event(name, start=0):
             return next((s for s in robot.status[start:] if s["event"] == name), None)
@@ -150,7 +151,7 @@ def test_executor_node_refuses_moves_and_stops(ros_localhost_env):
     finally:
         node.destroy_node()
         rclpy.shutdown(context=ctx)
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)
         try:
             out, _ = proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:

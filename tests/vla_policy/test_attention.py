@@ -89,7 +89,7 @@ def test_gradients_reach_every_parameter_and_input(name):
     attn = make_attention(name, D, H, k_keep=8, num_memory=4)
     if name == "dssa":  # make the score conv non-identity so its off-centre taps get gradient paths
         with torch.no_grad():
-            attn.score_conv.weight.add_(0.01 * torch.randn_like(attn.score_conv.weight))
+            attn.conv_weight.add_(0.01 * torch.randn_like(attn.conv_weight))
     out, _ = attn(q, k, v, key_padding_mask=kpm, q_pos=qp, k_pos=kp)
     out.square().mean().backward()
     assert q.grad is not None and q.grad.abs().sum() > 0
@@ -127,6 +127,31 @@ def test_dssa_fusion_weights_stay_normalised_during_training():
         torch.testing.assert_close(w.sum(), torch.tensor(1.0))
         seen.append(w.detach().clone())
     assert not torch.allclose(seen[0], seen[-1]), "fusion weights never moved: they are not learned"
+
+
+def test_dssa_factorised_conv_equals_conv_over_score_map():
+    attn = _make("dssa")
+    with torch.no_grad():
+        attn.conv_weight.copy_(torch.randn_like(attn.conv_weight))
+        attn.conv_bias.copy_(torch.randn_like(attn.conv_bias))
+    qh, kh = torch.randn(2, H, 7, 8), torch.randn(2, H, 9, 8)
+    s = qh @ kh.transpose(-2, -1) / 8**0.5
+    torch.testing.assert_close(attn.dense_scores(qh, kh), attn.score_conv(s), atol=1e-4, rtol=1e-4)
+
+
+def test_dssa_self_attention_padding_does_not_leak():
+    attn = _make("dssa")
+    with torch.no_grad():
+        attn.conv_weight.copy_(torch.randn_like(attn.conv_weight))
+    x = torch.randn(B, NK, D)
+    p = torch.rand(B, NK, 3)
+    kpm = torch.zeros(B, NK, dtype=torch.bool)
+    kpm[:, 10:14] = True
+    a, _ = attn(x, x, x, key_padding_mask=kpm, q_pos=p, k_pos=p)
+    y = x.clone()
+    y[kpm] = torch.randn(int(kpm.sum()), D) * 5
+    b, _ = attn(y, y, y, key_padding_mask=kpm, q_pos=p, k_pos=p)
+    torch.testing.assert_close(a[~kpm], b[~kpm], atol=1e-5, rtol=1e-5)
 
 
 def test_dssa_relative_bias_uses_positions():

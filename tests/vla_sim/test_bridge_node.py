@@ -91,9 +91,12 @@ def bridge():
         rclpy.shutdown(context=context)
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            out, _ = proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            out, _ = proc.communicate()
+        print(out[-3000:])
+        assert "Traceback" not in out, out[-3000:]
 
 
 def test_trajectory_moves_joints_within_1_mrad(bridge):

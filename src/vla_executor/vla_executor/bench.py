@@ -8,9 +8,11 @@
   solve and success rate.
 - Planning: grasp + place motions to random object positions on a table with obstacles (a wall
   and boxes), through motions.plan_grasp / plan_place: IK, OMPL and time-parameterisation time.
-- Jerk: for every free segment planned above, RMS jerk of the toppra trajectory, of the ruckig
-  trajectory, and of naive linear joint interpolation of the same waypoints at the same speed
-  limits (the arm-jitter measure; humanoid-arm paper, seeds 000_5fbc6ba69300ff4c).
+- Jerk: for every free segment planned above, RMS jerk of the trajectory the executor sends
+  (``executor``, default timing ruckig), of toppra and ruckig on the same waypoints, and of naive
+  linear joint interpolation at the same speed limits (``linear``) and stretched to the
+  executor's duration (``linear_same_duration``): the arm-jitter measure (humanoid-arm paper,
+  seeds 000_5fbc6ba69300ff4c).
 
 Usage: ``python -m vla_executor.bench [out_dir]`` (default ``results``).
 """
@@ -29,7 +31,7 @@ from vla_executor.metrics import rms_jerk
 from vla_executor.motions import MotionConfig, MotionError, plan_grasp, plan_place
 from vla_executor.planner import Box, PyBulletCollisionChecker, table_box
 from vla_executor.robot_model import RobotModel, pose_error
-from vla_executor.timing import linear_interpolation, time_parameterize_ruckig
+from vla_executor.timing import linear_interpolation, time_parameterize_ruckig, time_parameterize_toppra
 
 
 def _stats(values: list[float], scale: float = 1.0) -> dict[str, float]:
@@ -83,8 +85,9 @@ def bench_motions(model: RobotModel, n_moves: int = 8, seed: int = 0) -> dict[st
     vel, acc = model.vel_limits * cfg.speed_scale, model.acc_limits * cfg.speed_scale
     jerk_lim = np.asarray(model.config["jerk_limit"]) * cfg.speed_scale
     plan_t, ompl_t, ik_t, timing_t, refused = [], [], [], [], []
-    jerk = {"toppra": [], "ruckig": [], "linear": []}
-    duration = {"toppra": [], "ruckig": [], "linear": []}
+    kinds = ("executor", "toppra", "ruckig", "linear", "linear_same_duration")
+    jerk: dict[str, list[float]] = {k: [] for k in kinds}
+    duration: dict[str, list[float]] = {k: [] for k in kinds}
     for _ in range(n_moves):
         side = rng.choice([-1.0, 1.0])
         grasp = _down(rng.uniform(0.38, 0.62), side * rng.uniform(0.08, 0.28), 0.03, rng.uniform(-1.2, 1.2))
@@ -104,11 +107,14 @@ def bench_motions(model: RobotModel, n_moves: int = 8, seed: int = 0) -> dict[st
             for seg in plan.segments:
                 if seg.cartesian:
                     continue
-                # recover the planner's waypoints: the toppra trajectory passes through them
+                # recover the planner's waypoints: the executor's trajectory rests at each of them
                 path = _waypoints(seg.traj.q)
-                trajs = {"toppra": seg.traj,
+                slow = seg.traj.duration / max(linear_interpolation(path, vel).duration, 1e-9)
+                trajs = {"executor": seg.traj,
+                         "toppra": time_parameterize_toppra(path, vel, acc, stop_at_waypoints=True),
                          "ruckig": time_parameterize_ruckig(path, vel, acc, jerk_lim),
-                         "linear": linear_interpolation(path, vel)}
+                         "linear": linear_interpolation(path, vel),
+                         "linear_same_duration": linear_interpolation(path, vel / slow)}
                 for k, tr in trajs.items():
                     jerk[k].append(rms_jerk(tr.t, tr.q))
                     duration[k].append(tr.duration)
@@ -122,6 +128,7 @@ def bench_motions(model: RobotModel, n_moves: int = 8, seed: int = 0) -> dict[st
         "rms_jerk_rad_s3": {k: _stats(v) for k, v in jerk.items()},
         "segment_duration_s": {k: _stats(v) for k, v in duration.items()},
         "speed_scale": cfg.speed_scale,
+        "executor_timing": cfg.timing,
     }
 
 

@@ -187,6 +187,15 @@ class _Planner:
                 cands.append(time_parameterize_toppra(path, self.vel, self.acc, dt=self.cfg.dt))
         t1 = time.perf_counter()
         self.timings["timing_s"] += t1 - t0
+        # IK solutions on straight lines may sit exactly on a joint limit (a redundant arm's wrist
+        # saturating); the cubic spline through them then overshoots the limit slightly (2 mrad
+        # measured on the humanoid lift). Clip overshoots up to 5 mrad (< 1 mm at the TCP);
+        # anything larger is a real violation and check_trajectory refuses it below.
+        lo, hi = self.model.lower, self.model.upper
+        for traj in cands:
+            over = np.maximum(lo - traj.q, traj.q - hi).max()
+            if 0.0 < over <= 5e-3:
+                traj.q = np.clip(traj.q, lo, hi)
         failure = None
         for traj in sorted(cands, key=lambda tr: tr.duration):
             report = check_trajectory(self.model, traj, self.cfg.resolution_rad)

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import yaml
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
@@ -261,8 +262,10 @@ class SimBridgeNode(Node):
         msg = String()
         msg.data = make_status(NODE_NAME, event, level, detail, **fields)
         self.status_pub.publish(msg)
-        log = self.get_logger().warning if level != "info" else self.get_logger().info
-        log(f"{event}: {detail}")
+        if level == "info":  # one call site per severity (rclpy loggers require it)
+            self.get_logger().info(f"{event}: {detail}")
+        else:
+            self.get_logger().warning(f"{event}: {detail}")
 
     def destroy_node(self) -> None:
         """Close the PyBullet client with the node."""
@@ -279,6 +282,9 @@ def main(args: list[str] | None = None) -> None:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        if rclpy.ok():  # a real failure, not a publish racing the shutdown on SIGTERM
+            raise
     finally:
         if node is not None:
             node.destroy_node()

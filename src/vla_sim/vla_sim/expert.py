@@ -83,7 +83,7 @@ def grasp_candidates(world, name: str) -> list[GraspCandidate]:
         length = float(np.ptp(corners[:, :2] @ perp))
         mid = 0.5 * (proj.max() + proj.min())
         base = centre[:2] + (mid - centre[:2] @ d) * d
-        offsets = [0.0] + ([0.015, -0.015] if length > 0.06 else [])
+        offsets = [0.0] + ([0.015, -0.015] if length > 0.06 else []) + ([0.03, -0.03] if length > 0.09 else [])
         for k, z in enumerate(z_levels):
             for off in offsets:
                 xy = base + off * perp
@@ -237,7 +237,8 @@ class ExpertPolicy:
         obj_c = world.object_pose(held)[:3, 3]
         off_xy = obj_c[:2] - T_tcp[:2, 3]
         bottom_off = lo[2] - T_tcp[2, 3]
-        radius = 0.5 * float(np.hypot(hi[0] - lo[0], hi[1] - lo[1]))
+        pts = surface_points_world(world, held)  # (N, 3)
+        radius = float(np.max(np.linalg.norm(pts[:, :2] - obj_c[:2], axis=1)))  # footprint about the centre
         model = world.robot.model
         probe = KinematicProbe(world)
         held_id = {world.object_ids[held]}

@@ -429,8 +429,8 @@ def _feasible_place_instruction(world: Any, rng: np.random.Generator, held: str,
     from vla_sim import instructions as ins
     from vla_sim.expert import place_points
 
-    size = objlib.get(held).size_m
-    radius = 0.5 * float(np.hypot(size[0], size[1]))
+    pts = objlib.get(held).surface_points()  # (N, 3) upright, about the body origin
+    radius = float(np.max(np.linalg.norm(pts[:, :2], axis=1)))
     for k in rng.permutation(len(ins.RELATIONS)):
         relation = ins.RELATIONS[k]
         fits = [r for r in refs if relation in ins.valid_relations(r, held)]

@@ -291,9 +291,7 @@ def ur5() -> tuple[list[Link], list[Joint], dict]:
     meta = {
         "names": names, "lower": [-math.pi] * 6, "upper": [math.pi] * 6, "velocity": vel,
         "acceleration": [3.0] * 6, "effort": effort,
-        # TCP at (0.40, 0.0, 0.35), looking straight down, arm elbow-up (see tests/vla_executor).
-        "home": None,
-        "home_tcp": [0.40, 0.0, 0.35],
+        "home_tcp": [0.40, 0.0, 0.35],  # TCP looking straight down, elbow up
     }
     return links + g_links, joints + g_joints, meta
 
@@ -346,12 +344,13 @@ def humanoid_arm() -> tuple[list[Link], list[Joint], dict]:
                         (math.pi, 0, 0)))
     g_links, g_joints = gripper("tool0")
     meta = {"names": names, "lower": lower, "upper": upper_lim, "velocity": vel, "acceleration": [3.0] * 7,
-            "effort": effort, "home": None, "home_tcp": [0.40, 0.0, 0.30]}
+            "effort": effort, "home_tcp": [0.40, 0.0, 0.30]}
     return links + g_links, joints + g_joints, meta
 
 
-# Home poses (TCP at home_tcp, z down); solved once with RobotModel.ik and pasted here so the YAML is
-# plain data. tests/vla_executor/test_robot_model.py checks that FK(home) is that pose.
+# Home poses (TCP at home_tcp, z down); solved once with RobotModel.ik (UR5 seed elbow-up
+# [0, -1.57, 1.57, -1.57, -1.57, 0]; humanoid seed [0.6, -0.8, 1.0, 1.8, 0, -1.0, 0]) and pasted here so
+# the YAML is plain data. tests/vla_executor/test_robot_model.py checks that FK(home) is that pose.
 HOMES = {
     "ur5": [-0.27638, -1.796362, 1.60681, -1.381245, -1.570796, -1.847177],
     "humanoid_arm": [0.708178, -0.741882, 0.983034, 2.226921, -1.040553, -1.86396, -1.217817],
