@@ -138,7 +138,7 @@ def test_pick_place_through_node_and_bridge(robot, tmp_path, ros_localhost_env):
     sim = subprocess.Popen(
         [sys.executable, "-m", "vla_sim.bridge_node", "--ros-args", "-p", f"robot:={robot}",
          "-p", f"case_file:={tmp_path / 'case.json'}", "-p", "enable_cameras:=false",
-         "-p", "tick_hz:=120.0", "-p", "steps_per_tick:=4", "-p", f"seed:={SEED}"],
+         "-p", "tick_hz:=60.0", "-p", "steps_per_tick:=4", "-p", f"seed:={SEED}"],  # real time
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ex_proc = subprocess.Popen(
         [sys.executable, "-m", "vla_executor.executor_node", "--ros-args",

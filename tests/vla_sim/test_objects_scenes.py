@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from vla_sim.scenes import CaseSet, Scene, make_case, make_scene
-from vla_sim.world import SimWorld
 
 from vla_sim import instructions as ins
 from vla_sim import objects as objlib
+from vla_sim.scenes import CaseSet, Scene, make_case, make_scene
+from vla_sim.world import SimWorld
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 from vla_sim import checks
 from vla_sim.evaluation import RandomPolicy, evaluate, main, run_episode
 from vla_sim.expert import ExpertPolicy
@@ -95,16 +96,32 @@ def test_random_policy_episode_and_failed_place_is_detected(world):
     case = CaseSet.load(case_path("place", "seen")).cases[1]
     res = run_episode(world, case, RandomPolicy(seed=0))
     assert res.steps == 1 and res.place_success in (True, False)
-    results, summary = evaluate(RandomPolicy(1), "grasp", "seen", 1, renderer="tiny", render_size=(160, 120),
-                                progress=False)
-    assert summary["episodes"] == 1 and 1 <= results[0].steps <= 8
+    results, summary = evaluate(
+        RandomPolicy(1), "place", "seen", 1, renderer="tiny", render_size=(160, 120), progress=False
+    )
+    assert summary["episodes"] == 1 and results[0].steps == 1 and "place_success_rate" in summary
 
 
 def test_eval_cli_writes_json_and_markdown(tmp_path, capsys):
     cases = tmp_path / "one.json"
     CaseSet("one", CaseSet.load(case_path("place", "seen")).cases[:1]).save(cases)
-    rc = main(["--policy", "expert", "--task", "place", "--cases", str(cases), "--out", str(tmp_path),
-               "--renderer", "tiny", "--render-size", "160x120", "--no-progress"])
+    rc = main(
+        [
+            "--policy",
+            "expert",
+            "--task",
+            "place",
+            "--cases",
+            str(cases),
+            "--out",
+            str(tmp_path),
+            "--renderer",
+            "tiny",
+            "--render-size",
+            "160x120",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     data = json.loads((tmp_path / "eval_expert_place_seen.json").read_text())
     assert data["summary"]["episodes"] == 1 and len(data["episodes"]) == 1

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vla_sim.world import DepthNoise, SimWorld, default_rig, load_rig_yaml, save_rig_yaml
 
 from vla_sim import objects as objlib
+from vla_sim.world import DepthNoise, SimWorld, default_rig, load_rig_yaml, save_rig_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -28,7 +28,7 @@ def _scene_frames(seed: int = 0) -> list:
     from vla_sim.world import WORKSPACE_X, WORKSPACE_Y, SimWorld
 
     rng = np.random.default_rng(seed)
-    with SimWorld(robot=None, renderer="auto", seed=seed) as world:
+    with SimWorld(robot=None, renderer="tiny", seed=seed) as world:  # EGL teardown + torch crashed
         specs = [s for s in by_split("seen") if s.grasp_target]
         for k, i in enumerate(rng.choice(len(specs), 8, replace=False)):
             s = specs[int(i)]

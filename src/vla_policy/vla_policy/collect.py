@@ -131,9 +131,10 @@ def refeature(src: Path, dst: Path, clip: str = "compact") -> dict[str, Any]:
 
     from vla_perception.clip_features import ClipFeatureExtractor
     from vla_perception.fusion import FusionConfig, fuse_views
-    from vla_policy.policy import encode_instruction
+    from vla_policy.policy import clip_weights_sha256, encode_instruction
 
     extractor = ClipFeatureExtractor(clip)
+    sha = clip_weights_sha256(clip)
     views = ("views_rgb", "views_depth", "views_intr", "views_T")
     samples = load_samples(Path(src), extra=views)
     writer = ShardWriter(Path(dst), worker=0)
@@ -145,9 +146,11 @@ def refeature(src: Path, dst: Path, clip: str = "compact") -> dict[str, Any]:
         arrays = {k: s[k] for k in ("xyz", "rgb", "candidates", "label", "target_pose")}
         arrays["features"] = cloud.features[nn].astype(np.float16)
         arrays["text"] = encode_instruction(extractor, s["meta"]["instruction"]).astype(np.float16)
-        writer.add(arrays, {**s["meta"], "clip": clip})
+        writer.add(arrays, {**s["meta"], "clip": clip, "clip_sha256": sha})
     writer.flush()
-    return {"samples": len(samples), "clip": clip, "out": str(dst)}
+    info = {"samples": len(samples), "clip": clip, "clip_sha256": sha, "source": str(src), "out": str(dst)}
+    (Path(dst) / "collect.json").write_text(json.dumps(info))
+    return info
 
 
 def run_episode(world, clip, task: str, seed: int, steps: int, key_steps: bool, split: str = "seen",
@@ -255,8 +258,11 @@ def collect(task: str, episodes: int, workers: int, out: Path, seed: int = 0, st
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    from vla_policy.policy import clip_weights_sha256
+
     (out / "collect.json").write_text(json.dumps({"task": task, "episodes": episodes, "seed": seed,
-                                                  "steps": steps, "key_steps": key_steps, "clip": clip}))
+                                                  "steps": steps, "key_steps": key_steps, "clip": clip,
+                                                  "clip_sha256": clip_weights_sha256(clip)}))
     done = {m.get("episode") for _, _, m in shard_index(out) if m.get("task") == task}
     todo = [seed + e for e in range(episodes) if seed + e not in done]
     args = {"task": task, "out": str(out), "steps": steps, "key_steps": key_steps, "clip": clip,

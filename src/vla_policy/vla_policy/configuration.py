@@ -12,9 +12,10 @@ ablation is one field, and ``PolicyConfig.from_variant(name)`` builds the named 
 | SR+PosA   | yes                 | dssa      | yes  | yes        |
 | SR+MGFA   | yes                 | mgfa      | yes  | yes        |
 
-The defaults are sized for a 2-core CPU: width 128, 4 heads, 2 encoder layers over a cloud
-sub-sampled to 1024 tokens, of which the 1-Align semantic mask keeps 256 (the paper's width 768
-costs ~14 s per batch of 32 on this CPU; see shared/reference/sim-assets-and-costs.md Sec. 5).
+The defaults are sized for a 2-core CPU: width 128 (the compact CLIP's width), 4 heads, 1 encoder
+layer (the paper's setting: "width 768, 8 heads, and 1 layer") over a cloud sub-sampled to 1024
+tokens, of which the 1-Align semantic mask keeps 256 (the paper's width 768 costs ~14 s per batch
+of 32 on this CPU; see shared/reference/sim-assets-and-costs.md Sec. 5).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class PolicyConfig:
     # architecture
     d_model: int = 128
     num_heads: int = 4
-    num_layers: int = 2
+    num_layers: int = 1
     ffn_mult: int = 2
     dropout: float = 0.0
     attention: str = "dssa"

@@ -8,7 +8,8 @@ K = ``num_keep`` points in the semantic mask, Dc CLIP width, D model width):
    features ``f`` (N, Dc) and positions ``p`` (N, 3) -> (N, D).
 2. 1-Align (language -> vision, "coarse semantic localisation"): the instruction tokens, projected
    to D, are the queries and the visual tokens the keys: per point and token
-   ``r_tn = q_t . k_n / sqrt(D)``; relevance ``r_n`` = mean over valid tokens (N,). The semantic
+   ``r_tn = q_t . k_n / sqrt(D)``; relevance ``r_n`` = mean over valid tokens, plus
+   ``alpha * cos(e_text, f_n)`` (zero-shot CLIP similarity, learnable alpha) (N,). The semantic
    mask keeps the top-K points by ``r_n``; the language-driven semantic cloud is
    ``x_n = v_n + sigmoid(r_n) * W e_text`` on those points (K, D) (the sigmoid gate lets the action
    loss reach the relevance).
@@ -143,6 +144,7 @@ class PolicyModel(nn.Module):
             self.rel_k = nn.Linear(d, d)
             self.lang_inject = nn.Linear(cfg.feature_dim, d)
             self.rel_bias = nn.Parameter(torch.zeros(()))
+            self.clip_scale = nn.Parameter(torch.tensor(10.0))
             self.align_v = nn.Linear(d, d)
             self.align_t = nn.Linear(cfg.feature_dim, d)
         self.layers = nn.ModuleList([EncoderLayer(cfg) for _ in range(cfg.num_layers)])
@@ -155,14 +157,21 @@ class PolicyModel(nn.Module):
         self.head = _mlp([d, d, 1])
 
     # -- helpers -----------------------------------------------------------------------------
-    def _relevance(self, vis, text, text_mask, point_mask):
-        """1-Align relevance logits (B, N) and the pooled sentence embedding (B, Dc)."""
+    def _relevance(self, vis, feats, text, text_mask, point_mask):
+        """1-Align relevance logits (B, N).
+
+        ``r_n = mean_t (q_t . k_n / sqrt(D)) + alpha * cos(e_text, f_n) + b``: the learned
+        text-query / visual-key attention score plus the zero-shot CLIP similarity of the sentence
+        embedding and the point feature (the two live in CLIP's joint space), scaled by a learnable
+        ``alpha`` (init 10, like CLIP's logit scale), so training starts from CLIP's grounding.
+        """
         q = self.text_q(text)  # (B, T, D)
         k = self.rel_k(vis)  # (B, N, D)
         r_tn = q @ k.transpose(1, 2) / math.sqrt(self.cfg.d_model)  # (B, T, N)
         w = text_mask.float()
         r = (r_tn * w[:, :, None]).sum(1) / w.sum(1, keepdim=True).clamp(min=1)  # (B, N)
-        r = r + self.rel_bias
+        cos = torch.einsum("bnd,bd->bn", F.normalize(feats, dim=-1), F.normalize(text[:, 0], dim=-1))
+        r = r + self.clip_scale * cos + self.rel_bias
         return r.masked_fill(~point_mask, float("-inf"))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -188,7 +197,7 @@ class PolicyModel(nn.Module):
         out: dict[str, torch.Tensor] = {}
         if cfg.two_stage:
             text, tmask = batch[TEXT], batch[TEXT_MASK]
-            r = self._relevance(vis, text, tmask, pmask)  # (B, N)
+            r = self._relevance(vis, feats, text, tmask, pmask)  # (B, N)
             kk = min(cfg.num_keep, xyz.shape[1])
             keep_idx = r.detach().topk(kk, dim=1).indices  # (B, K)
             gate = torch.sigmoid(r).masked_fill(~pmask, 0.0)  # (B, N)

@@ -68,6 +68,30 @@ def encode_instruction(text_encoder: Any, instruction: str) -> np.ndarray:
     return torch.stack(rows).float().cpu().numpy()
 
 
+def clip_weights_sha256(model: str) -> str | None:
+    """SHA-256 of a CLIP's weight file (``compact`` or a directory), or None for named open_clip models.
+
+    Stored with datasets and checkpoints: a policy only works with the CLIP whose feature space it
+    was trained in, so loaders compare it and warn on a mismatch.
+    """
+    import hashlib
+
+    if model == "compact":
+        from vla_perception.clip_features import COMPACT_DIR
+
+        directory = COMPACT_DIR
+    else:
+        directory = Path(model)
+    if not directory.is_dir():
+        return None
+    names = ("model.safetensors", "open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.pt")
+    for name in names:
+        f = directory / name
+        if f.is_file():
+            return hashlib.sha256(f.read_bytes()).hexdigest()
+    return None
+
+
 @dataclass
 class Decision:
     """One policy decision.

@@ -47,7 +47,7 @@ from vla_common.conversions import (
 )
 from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
-from vla_policy.policy import InstructionError, check_instruction
+from vla_policy.policy import InstructionError, check_instruction, clip_weights_sha256
 
 NODE = "policy"
 _PICK_PLACE = re.compile(
@@ -150,6 +150,13 @@ class PolicyNode(Node):
 
             self._policy = Policy.load(self.checkpoint)
             self._encoder = ClipFeatureExtractor(self.clip_model)
+            want = self._policy.meta.get("clip_sha256")
+            have = clip_weights_sha256(self.clip_model)
+            if want and have and want != have:
+                self._status("clip_mismatch", "warn",
+                             f"checkpoint {self.checkpoint!r} was trained on another CLIP than "
+                             f"{self.clip_model!r}; retrain the policy on features of this CLIP "
+                             "(vla collect --refeature, vla train)")
 
     # ------------------------------------------------------------------ callbacks
     def _on_instruction(self, msg: String) -> None:

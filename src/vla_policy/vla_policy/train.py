@@ -195,6 +195,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     for d in args.data:
         samples += load_samples(Path(d))
     train_s, val_s = split_by_episode(samples, args.val_frac, args.seed)
+    clip_info = {}
+    for d in args.data:
+        info_path = Path(d) / "collect.json"
+        if info_path.exists():
+            info = json.loads(info_path.read_text())
+            clip_info = {"clip": info.get("clip"), "clip_sha256": info.get("clip_sha256")}
     feature_dim = int(samples[0]["features"].shape[1])
     cfg = PolicyConfig.from_variant(args.variant, feature_dim=feature_dim, lr=args.lr,
                                     batch_size=args.batch_size, **_parse_overrides(args.set))
@@ -255,7 +261,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             ev.update(split="val", step=step, epoch=epoch, time_s=time.perf_counter() - t_start)
             metrics.write(json.dumps(ev) + "\n")
             metrics.flush()
-            meta = {"variant": args.variant, "step": step, "epoch": epoch, "train_samples": len(train_s),
+            meta = {**clip_info, "variant": args.variant, "step": step, "epoch": epoch,
+                    "train_samples": len(train_s),
                     "val_samples": len(val_s),
                     **{k: ev[k] for k in ("val_acc", "val_near", "val_hit") if k in ev}}
             Policy(model, meta).save(out / "last")

@@ -38,10 +38,21 @@ def run(out_dir: Path, repeats: int = 5, renderer: str = "auto") -> dict[str, An
     """Run the benchmark and write ``out_dir/bench_sim.json``; returns the result dict."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    t_load, settle_steps, t_r640, t_r320, t_grasp, grasp_steps, grasp_ok, t_step = [], [], [], [], [], [], [], []
+    t_load, settle_steps, t_r640, t_r320, t_grasp, grasp_steps, grasp_ok, t_step = (
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
     used_renderer = None
-    with SimWorld(robot="ur5", renderer=renderer, render_size=(640, 480)) as world640, \
-            SimWorld(robot="ur5", renderer=renderer, render_size=(320, 240)) as world320:
+    with (
+        SimWorld(robot="ur5", renderer=renderer, render_size=(640, 480)) as world640,
+        SimWorld(robot="ur5", renderer=renderer, render_size=(320, 240)) as world320,
+    ):
         used_renderer = world640.renderer
         expert = ExpertPolicy()
         for i in range(repeats + 1):  # the first round warms up caches and the renderer
@@ -68,7 +79,9 @@ def run(out_dir: Path, repeats: int = 5, renderer: str = "auto") -> dict[str, An
             if T is not None:
                 z0 = {n: world640.object_pose(n)[2, 3] for n in world640.object_ids}
                 res = execute_grasp(world640, T)
-                ok = any(n in instr.targets and world640.object_pose(n)[2, 3] - z0[n] >= 0.1 for n in res.held)
+                ok = any(
+                    n in instr.targets and world640.object_pose(n)[2, 3] - z0[n] >= 0.1 for n in res.held
+                )
             dt_grasp = time.perf_counter() - t0
             if i == 0:
                 continue
@@ -82,8 +95,11 @@ def run(out_dir: Path, repeats: int = 5, renderer: str = "auto") -> dict[str, An
             grasp_ok.append(ok)
     result = {
         "name": "sim",
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "processor": platform.processor() or platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+        },
         "renderer": used_renderer,
         "repeats": repeats,
         "scene_reset_settle_s": _stats(t_load),

@@ -49,10 +49,16 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64, String
 from trajectory_msgs.msg import JointTrajectory
+
 from vla_common.status import make_status
 
 try:  # the foundation's conversions (sensor_msgs <-> numpy)
-    from vla_common.conversions import intrinsics_to_camera_info, metres_to_depth_image, numpy_to_image, s_to_time
+    from vla_common.conversions import (
+        intrinsics_to_camera_info,
+        metres_to_depth_image,
+        numpy_to_image,
+        s_to_time,
+    )
     from vla_common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 except ImportError as exc:  # pragma: no cover (vla_common ships them)
     raise ImportError(f"vla_sim.bridge_node needs vla_common.conversions and vla_common.qos: {exc}") from exc
@@ -107,17 +113,23 @@ class SimBridgeNode(Node):
         self.depth_noise_sigma_m = float(self.declare_parameter("depth_noise_sigma_m", 0.0).value)
         self.depth_dropout = float(self.declare_parameter("depth_dropout_prob", 0.0).value)
         self.enable_cameras = bool(self.declare_parameter("enable_cameras", True).value)
-        for name, value, ok in (("tick_hz", self.tick_hz, self.tick_hz > 0),
-                                ("steps_per_tick", self.steps_per_tick, self.steps_per_tick > 0),
-                                ("camera_rate_hz", self.camera_rate_hz, self.camera_rate_hz > 0),
-                                ("render_width", width, width > 0 and height > 0)):
+        for name, value, ok in (
+            ("tick_hz", self.tick_hz, self.tick_hz > 0),
+            ("steps_per_tick", self.steps_per_tick, self.steps_per_tick > 0),
+            ("camera_rate_hz", self.camera_rate_hz, self.camera_rate_hz > 0),
+            ("render_width", width, width > 0 and height > 0),
+        ):
             if not ok:
                 raise ValueError(f"parameter {name} must be positive, got {value}")
-        self.noise = (DepthNoise(self.depth_noise_sigma_m, self.depth_dropout)
-                      if self.depth_noise_sigma_m > 0 or self.depth_dropout > 0 else None)
+        self.noise = (
+            DepthNoise(self.depth_noise_sigma_m, self.depth_dropout)
+            if self.depth_noise_sigma_m > 0 or self.depth_dropout > 0
+            else None
+        )
 
-        self.world = SimWorld(robot=self.robot_name, renderer=self.renderer, seed=self.seed,
-                              render_size=(width, height))
+        self.world = SimWorld(
+            robot=self.robot_name, renderer=self.renderer, seed=self.seed, render_size=(width, height)
+        )
         self.status_pub = self.create_publisher(String, "/vla/status", RELIABLE_QOS)
         self.clock_pub = self.create_publisher(Clock, "/clock", RELIABLE_QOS)
         self.joint_pub = self.create_publisher(JointState, "/joint_states", SENSOR_QOS)
@@ -130,8 +142,9 @@ class SimBridgeNode(Node):
                 self.create_publisher(Image, f"{base}/aligned_depth_to_color/image_raw", SENSOR_QOS),
                 self.create_publisher(CameraInfo, f"{base}/color/camera_info", LATCHED_QOS),
             )
-        self.create_subscription(JointTrajectory, "/arm_controller/joint_trajectory", self._on_trajectory,
-                                 RELIABLE_QOS)
+        self.create_subscription(
+            JointTrajectory, "/arm_controller/joint_trajectory", self._on_trajectory, RELIABLE_QOS
+        )
         self.create_subscription(Float64, "/gripper_controller/command", self._on_gripper, RELIABLE_QOS)
         self.create_subscription(String, "/sim/load_scene", self._on_load_scene, RELIABLE_QOS)
 
@@ -144,12 +157,18 @@ class SimBridgeNode(Node):
         rig_msg.data = yaml.safe_dump(rig_to_dict(self.world.rig), sort_keys=False)
         self.rig_pub.publish(rig_msg)
         self.timer = self.create_timer(1.0 / self.tick_hz, self._tick)
-        self._status("sim_ready", f"simulated {self.robot_name} ready ({self.world.renderer} renderer)",
-                     renderer=self.world.renderer, joint_names=self.world.robot.joint_names,
-                     rig_topic="/cameras/rig_calibration")
+        self._status(
+            "sim_ready",
+            f"simulated {self.robot_name} ready ({self.world.renderer} renderer)",
+            renderer=self.world.renderer,
+            joint_names=self.world.robot.joint_names,
+            rig_topic="/cameras/rig_calibration",
+        )
 
     # ------------------------------------------------------------------ scene
     def _load(self, task: str, split: str, seed: int, case_file: str | None, index: int) -> None:
+        # /clock stays monotonic across scene resets (the world counts steps from 0 per scene)
+        self._step_base = getattr(self, "_step_base", 0) + self.world.steps
         if case_file:
             cases = CaseSet.load(Path(case_file)).cases
             if not cases:
@@ -158,23 +177,33 @@ class SimBridgeNode(Node):
             self.world.load_scene(scene)
         else:
             scene = make_case(self.world, task, split, seed)
-        self.world.steps = 0
         self._lift_ref_z = {n: float(self.world.object_pose(n)[2, 3]) for n in self.world.object_ids}
         self._lifted = set()
         self._next_cam_step = 0
         self._next_js_step = 0
         instr = scene.instruction or {}
-        self._status("scene_loaded", f"{scene.task}/{scene.split} scene with {len(self.world.object_ids)} objects",
-                     task=scene.task, split=scene.split, seed=scene.seed, objects=sorted(self.world.object_ids),
-                     example_instruction=instr.get("text"))
+        self._status(
+            "scene_loaded",
+            f"{scene.task}/{scene.split} scene with {len(self.world.object_ids)} objects",
+            task=scene.task,
+            split=scene.split,
+            seed=scene.seed,
+            objects=sorted(self.world.object_ids),
+            example_instruction=instr.get("text"),
+        )
 
     def _on_load_scene(self, msg: String) -> None:
         try:
             req = json.loads(msg.data)
             if not isinstance(req, dict):
                 raise ValueError("expected a JSON object")
-            self._load(str(req.get("task", self.task)), str(req.get("split", self.split)),
-                       int(req.get("seed", self.seed)), req.get("case_file"), int(req.get("index", 0)))
+            self._load(
+                str(req.get("task", self.task)),
+                str(req.get("split", self.split)),
+                int(req.get("seed", self.seed)),
+                req.get("case_file"),
+                int(req.get("index", 0)),
+            )
         except (ValueError, KeyError, RuntimeError) as exc:
             self._status("scene_refused", f"cannot load scene {msg.data!r}: {exc}", level="warn")
 
@@ -191,13 +220,19 @@ class SimBridgeNode(Node):
         except MotionRefused as exc:
             self._status("motion_refused", f"trajectory refused: {exc}", level="warn", reason=str(exc))
             return
-        self._status("motion_started", f"tracking {len(t)} points over {t[-1]:.2f} s", points=len(t),
-                     duration_s=float(t[-1]))
+        self._status(
+            "motion_started",
+            f"tracking {len(t)} points over {t[-1]:.2f} s",
+            points=len(t),
+            duration_s=float(t[-1]),
+        )
 
     def _on_gripper(self, msg: Float64) -> None:
         v = float(msg.data)
         if not math.isfinite(v) or v < 0.0 or v > 1.0:
-            self._status("motion_refused", f"gripper command {v} outside [0, 1] (1 open, 0 closed)", level="warn")
+            self._status(
+                "motion_refused", f"gripper command {v} outside [0, 1] (1 open, 0 closed)", level="warn"
+            )
             return
         robot = self.world.robot
         if v <= 0.01:
@@ -209,7 +244,7 @@ class SimBridgeNode(Node):
     def _tick(self) -> None:
         w = self.world
         w.step(self.steps_per_tick)
-        stamp = w.sim_time_s
+        stamp = (self._step_base + w.steps) / PHYSICS_HZ
         clock = Clock()
         clock.clock = s_to_time(stamp)
         self.clock_pub.publish(clock)
@@ -218,7 +253,7 @@ class SimBridgeNode(Node):
             self._next_js_step = w.steps + max(1, int(round(PHYSICS_HZ / self.joint_state_rate_hz)))
         self._check_lifts()
         if self.enable_cameras and w.steps >= self._next_cam_step:
-            self._publish_cameras()
+            self._publish_cameras(stamp)
             self._next_cam_step = w.steps + max(1, int(round(PHYSICS_HZ / self.camera_rate_hz)))
 
     def _publish_joint_states(self, stamp: float) -> None:
@@ -233,13 +268,13 @@ class SimBridgeNode(Node):
         msg.velocity = vel.tolist()
         self.joint_pub.publish(msg)
 
-    def _publish_cameras(self) -> None:
+    def _publish_cameras(self, stamp: float) -> None:
         for f in self.world.render(self.noise, seg=False):
             rgb_pub, depth_pub, info_pub = self.cam_pubs[f.name]
             frame_id = f"{f.name}_color_optical_frame"
-            rgb_pub.publish(numpy_to_image(f.rgb, "rgb8", frame_id, f.stamp_s))
-            depth_pub.publish(metres_to_depth_image(f.depth, "32FC1", frame_id, f.stamp_s))
-            info_pub.publish(intrinsics_to_camera_info(f.intrinsics, frame_id, f.stamp_s))
+            rgb_pub.publish(numpy_to_image(f.rgb, "rgb8", frame_id, stamp))
+            depth_pub.publish(metres_to_depth_image(f.depth, "32FC1", frame_id, stamp))
+            info_pub.publish(intrinsics_to_camera_info(f.intrinsics, frame_id, stamp))
 
     def _check_lifts(self) -> None:
         """Privileged event: an object held and raised >= 10 cm above where it rested."""
@@ -255,8 +290,14 @@ class SimBridgeNode(Node):
             if name not in self._lifted and z - ref >= LIFT_SUCCESS_M:
                 self._lifted.add(name)
                 spec = objlib.get(name)
-                self._status("object_lifted", f"{name} lifted {z - ref:.2f} m (privileged, for scoring)",
-                             object=name, category=spec.category, lift_m=z - ref, sim_time_s=w.sim_time_s)
+                self._status(
+                    "object_lifted",
+                    f"{name} lifted {z - ref:.2f} m (privileged, for scoring)",
+                    object=name,
+                    category=spec.category,
+                    lift_m=z - ref,
+                    sim_time_s=(self._step_base + w.steps) / PHYSICS_HZ,
+                )
 
     def _status(self, event: str, detail: str, level: str = "info", **fields) -> None:
         msg = String()

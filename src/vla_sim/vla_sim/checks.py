@@ -38,12 +38,13 @@ class GraspCheck:
 
 
 def object_heights(world) -> dict[str, float]:
-    """z of every object's body origin now (metres)."""
+    """Z of every object's body origin now (metres)."""
     return {n: float(world.object_pose(n)[2, 3]) for n in world.object_ids}
 
 
-def check_grasp(world, targets: tuple[str, ...] | list[str], z_before: dict[str, float],
-                held: list[str] | None = None) -> GraspCheck:
+def check_grasp(
+    world, targets: tuple[str, ...] | list[str], z_before: dict[str, float], held: list[str] | None = None
+) -> GraspCheck:
     """Which objects are held and lifted >= 10 cm relative to ``z_before``.
 
     Args:

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from vla_common.camera import RGBDFrame
 
+from vla_common.camera import RGBDFrame
 from vla_sim import checks, primitives
 from vla_sim.instructions import Instruction
 from vla_sim.scenes import TASKS, CaseSet, Scene, case_path, make_case
@@ -48,7 +48,9 @@ class Policy(Protocol):
 
     name: str
 
-    def act(self, frames: list[RGBDFrame], instruction_text: str, robot_state: dict[str, Any]) -> np.ndarray | None:
+    def act(
+        self, frames: list[RGBDFrame], instruction_text: str, robot_state: dict[str, Any]
+    ) -> np.ndarray | None:
         """(4, 4) world TCP pose for the current phase (``robot_state['phase']``), or None."""
         ...
 
@@ -56,8 +58,14 @@ class Policy(Protocol):
 def robot_state(world, phase: str) -> dict[str, Any]:
     """The robot's own state as a policy may see it (no object information)."""
     r = world.robot
-    return {"phase": phase, "joint_names": r.joint_names, "q": r.joint_positions(),
-            "gripper_width_m": r.gripper_width(), "tcp_pose": r.tcp_pose(), "sim_time_s": world.sim_time_s}
+    return {
+        "phase": phase,
+        "joint_names": r.joint_names,
+        "q": r.joint_positions(),
+        "gripper_width_m": r.gripper_width(),
+        "tcp_pose": r.tcp_pose(),
+        "sim_time_s": world.sim_time_s,
+    }
 
 
 class RandomPolicy:
@@ -73,7 +81,9 @@ class RandomPolicy:
     def __init__(self, seed: int = 0):
         self.rng = np.random.default_rng(seed)
 
-    def act(self, frames: list[RGBDFrame], instruction_text: str, robot_state: dict[str, Any]) -> np.ndarray | None:
+    def act(
+        self, frames: list[RGBDFrame], instruction_text: str, robot_state: dict[str, Any]
+    ) -> np.ndarray | None:
         """Random top-down grasp on something above the table, or a random release point."""
         top = next((f for f in frames if f.name == "top"), frames[0])
         pts = _backproject(top)  # (N, 3)
@@ -136,8 +146,15 @@ def _decide(world, policy, instruction: Instruction, phase: str, noise) -> np.nd
     return policy.act(frames, instruction.text, robot_state(world, phase))
 
 
-def _grasp_phase(world, policy, instruction: Instruction, targets: tuple[str, ...], noise,
-                 max_attempts: int, res: EpisodeResult) -> bool:
+def _grasp_phase(
+    world,
+    policy,
+    instruction: Instruction,
+    targets: tuple[str, ...],
+    noise,
+    max_attempts: int,
+    res: EpisodeResult,
+) -> bool:
     for _ in range(max_attempts):
         T = _decide(world, policy, instruction, "grasp", noise)
         res.steps += 1
@@ -160,10 +177,14 @@ def _grasp_phase(world, policy, instruction: Instruction, targets: tuple[str, ..
     return False
 
 
-def run_episode(world, scene: Scene, policy, noise=None, max_attempts: int = checks.MAX_GRASP_ATTEMPTS) -> EpisodeResult:
+def run_episode(
+    world, scene: Scene, policy, noise=None, max_attempts: int = checks.MAX_GRASP_ATTEMPTS
+) -> EpisodeResult:
     """Load ``scene`` (with its instruction) into ``world`` and run one episode of its task."""
     if scene.instruction is None:
-        raise ValueError("the scene has no instruction; build it with vla_sim.scenes.make_case or a case file")
+        raise ValueError(
+            "the scene has no instruction; build it with vla_sim.scenes.make_case or a case file"
+        )
     t0 = time.perf_counter()
     world.load_scene(scene)
     instruction = Instruction.from_dict(scene.instruction)
@@ -173,12 +194,16 @@ def run_episode(world, scene: Scene, policy, noise=None, max_attempts: int = che
         policy.reset()
     res = EpisodeResult(scene.task, scene.split, scene.seed, instruction.text, False, None, None, 0, 0.0, 0.0)
     if scene.task == "grasp":
-        res.grasp_success = _grasp_phase(world, policy, instruction, instruction.targets, noise, max_attempts, res)
+        res.grasp_success = _grasp_phase(
+            world, policy, instruction, instruction.targets, noise, max_attempts, res
+        )
         res.success = res.grasp_success
     else:
         held_ok = True
         if scene.task == "pickplace":
-            held_ok = _grasp_phase(world, policy, instruction, (instruction.target,), noise, max_attempts, res)
+            held_ok = _grasp_phase(
+                world, policy, instruction, (instruction.target,), noise, max_attempts, res
+            )
             res.grasp_success = held_ok
         if held_ok:
             T = _decide(world, policy, instruction, "place", noise)
@@ -207,11 +232,14 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
     """Success rate and planning steps over episodes."""
     n = len(results)
     succ = [r for r in results if r.success]
-    out = {"episodes": n, "success_rate": len(succ) / n if n else 0.0,
-           "mean_steps": float(np.mean([r.steps for r in results])) if n else 0.0,
-           "mean_steps_success": float(np.mean([r.steps for r in succ])) if succ else None,
-           "mean_sim_time_s": float(np.mean([r.sim_time_s for r in results])) if n else 0.0,
-           "mean_wall_s": float(np.mean([r.wall_s for r in results])) if n else 0.0}
+    out = {
+        "episodes": n,
+        "success_rate": len(succ) / n if n else 0.0,
+        "mean_steps": float(np.mean([r.steps for r in results])) if n else 0.0,
+        "mean_steps_success": float(np.mean([r.steps for r in succ])) if succ else None,
+        "mean_sim_time_s": float(np.mean([r.sim_time_s for r in results])) if n else 0.0,
+        "mean_wall_s": float(np.mean([r.wall_s for r in results])) if n else 0.0,
+    }
     g = [r.grasp_success for r in results if r.grasp_success is not None]
     p = [r.place_success for r in results if r.place_success is not None]
     if g:
@@ -223,8 +251,17 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
 
 def markdown_table(meta: dict[str, Any], summary: dict[str, Any]) -> str:
     """One-row Markdown table of a run."""
-    cols = ["policy", "task", "split", "episodes", "success_rate", "mean_steps", "mean_steps_success",
-            "grasp_success_rate", "place_success_rate"]
+    cols = [
+        "policy",
+        "task",
+        "split",
+        "episodes",
+        "success_rate",
+        "mean_steps",
+        "mean_steps_success",
+        "grasp_success_rate",
+        "place_success_rate",
+    ]
     row = {**meta, **summary}
 
     def fmt(v: Any) -> str:
@@ -232,8 +269,15 @@ def markdown_table(meta: dict[str, Any], summary: dict[str, Any]) -> str:
             return "-"
         return f"{v:.3f}" if isinstance(v, float) else str(v)
 
-    return ("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n| "
-            + " | ".join(fmt(row.get(c)) for c in cols) + " |\n")
+    return (
+        "| "
+        + " | ".join(cols)
+        + " |\n|"
+        + "---|" * len(cols)
+        + "\n| "
+        + " | ".join(fmt(row.get(c)) for c in cols)
+        + " |\n"
+    )
 
 
 def make_policy(spec: str, seed: int = 0):
@@ -252,14 +296,26 @@ def make_policy(spec: str, seed: int = 0):
             raise ValueError(f"cannot load policy {spec!r}: {exc}") from exc
         policy = factory()
         if not isinstance(policy, Policy):
-            raise ValueError(f"{spec!r} returned {type(policy).__name__}, which has no act(frames, text, state)")
+            raise ValueError(
+                f"{spec!r} returned {type(policy).__name__}, which has no act(frames, text, state)"
+            )
         return policy
     raise ValueError(f"unknown policy {spec!r}; use expert, random or package.module:factory")
 
 
-def evaluate(policy, task: str, split: str, episodes: int, cases: Path | None = None, robot: str = "ur5",
-             seed: int = 0, render_size: tuple[int, int] = (640, 480), noise_sigma_m: float = 0.0,
-             renderer: str = "auto", progress: bool = True) -> tuple[list[EpisodeResult], dict[str, Any]]:
+def evaluate(
+    policy,
+    task: str,
+    split: str,
+    episodes: int,
+    cases: Path | None = None,
+    robot: str = "ur5",
+    seed: int = 0,
+    render_size: tuple[int, int] = (640, 480),
+    noise_sigma_m: float = 0.0,
+    renderer: str = "auto",
+    progress: bool = True,
+) -> tuple[list[EpisodeResult], dict[str, Any]]:
     """Run ``episodes`` episodes; scenes from ``cases`` (cycled) or seeds ``seed``.. ``seed+episodes-1``."""
     from tqdm import tqdm
 
@@ -271,7 +327,9 @@ def evaluate(policy, task: str, split: str, episodes: int, cases: Path | None = 
         raise ValueError(f"case file {cases} holds no cases")
     results = []
     with SimWorld(robot=robot, renderer=renderer, seed=seed, render_size=render_size) as world:
-        bar = tqdm(range(episodes), desc=f"{getattr(policy, 'name', 'policy')} {task}/{split}", disable=not progress)
+        bar = tqdm(
+            range(episodes), desc=f"{getattr(policy, 'name', 'policy')} {task}/{split}", disable=not progress
+        )
         for i in bar:
             if case_list is not None:
                 scene = case_list[i % len(case_list)]
@@ -284,15 +342,24 @@ def evaluate(policy, task: str, split: str, episodes: int, cases: Path | None = 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vla eval``."""
-    ap = argparse.ArgumentParser(prog="vla eval", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="vla eval",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--policy", default="expert", help="expert | random | package.module:factory")
     ap.add_argument("--task", choices=TASKS, default="grasp")
     ap.add_argument("--split", choices=("seen", "unseen", "novel_word"), default="seen")
     ap.add_argument("--episodes", type=int, default=None, help="default: all cases of --cases, else 10")
-    ap.add_argument("--cases", type=Path, default=None,
-                    help="JSON case file (a Scene or a CaseSet); 'fixed' = the shipped set for task/split")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default outputs/eval/<date>_<time>)")
+    ap.add_argument(
+        "--cases",
+        type=Path,
+        default=None,
+        help="JSON case file (a Scene or a CaseSet); 'fixed' = the shipped set for task/split",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=None, help="output folder (default outputs/eval/<date>_<time>)"
+    )
     ap.add_argument("--robot", default="ur5", choices=("ur5", "humanoid_arm"))
     ap.add_argument("--seed", type=int, default=0, help="first scene seed when no case file is given")
     ap.add_argument("--render-size", default="640x480", help="WxH of rendered frames, e.g. 320x240")
@@ -305,7 +372,11 @@ def main(argv: list[str] | None = None) -> int:
         w, h = (int(v) for v in args.render_size.lower().split("x"))
     except ValueError:
         ap.error(f"--render-size must look like 640x480, got {args.render_size!r}")
-    cases = case_path(args.task, args.split) if args.cases is not None and str(args.cases) == "fixed" else args.cases
+    cases = (
+        case_path(args.task, args.split)
+        if args.cases is not None and str(args.cases) == "fixed"
+        else args.cases
+    )
     if cases is not None and not Path(cases).is_file():
         ap.error(f"case file {cases} does not exist")
     episodes = args.episodes
@@ -317,15 +388,33 @@ def main(argv: list[str] | None = None) -> int:
         policy = make_policy(args.policy, args.seed)
     except ValueError as exc:
         ap.error(str(exc))
-    results, summary = evaluate(policy, args.task, args.split, episodes, cases, args.robot, args.seed, (w, h),
-                                args.noise_sigma, args.renderer, progress=not args.no_progress)
-    meta = {"policy": args.policy, "task": args.task, "split": args.split, "robot": args.robot,
-            "cases": str(cases) if cases else None, "seed": args.seed}
+    results, summary = evaluate(
+        policy,
+        args.task,
+        args.split,
+        episodes,
+        cases,
+        args.robot,
+        args.seed,
+        (w, h),
+        args.noise_sigma,
+        args.renderer,
+        progress=not args.no_progress,
+    )
+    meta = {
+        "policy": args.policy,
+        "task": args.task,
+        "split": args.split,
+        "robot": args.robot,
+        "cases": str(cases) if cases else None,
+        "seed": args.seed,
+    }
     out = args.out or Path("outputs/eval") / _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)
     stem = f"eval_{args.policy.replace(':', '_').replace('.', '_')}_{args.task}_{args.split}"
-    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "summary": summary,
-                                                  "episodes": [asdict(r) for r in results]}, indent=1))
+    (out / f"{stem}.json").write_text(
+        json.dumps({"meta": meta, "summary": summary, "episodes": [asdict(r) for r in results]}, indent=1)
+    )
     table = markdown_table(meta, summary)
     (out / f"{stem}.md").write_text(table)
     print(table, end="")

@@ -8,8 +8,9 @@ candidate closing directions every 5 degrees; a candidate is kept when the width
 gripper, the IK solution exists within the joint limits and the open gripper at the grasp pose
 touches nothing (PyBullet closest-point query with the arm posed kinematically, then restored).
 Places: the held object's current offset from the TCP is kept; a free point in the relation's
-region is chosen (clear of the other objects by the object's radius plus 1.2 cm) and
-the object is released 1.2 cm above the support surface (into containers: from just above the rim), where the opening fingers touch nothing.
+region is chosen (clear of the other objects by the object's radius plus 1.2 cm, and where the
+opening fingers touch nothing) and the object is released 1.2 cm above the support surface (into
+containers: from just above the rim).
 """
 
 from __future__ import annotations
@@ -83,12 +84,16 @@ def grasp_candidates(world, name: str) -> list[GraspCandidate]:
         length = float(np.ptp(corners[:, :2] @ perp))
         mid = 0.5 * (proj.max() + proj.min())
         base = centre[:2] + (mid - centre[:2] @ d) * d
-        offsets = [0.0] + ([0.015, -0.015] if length > 0.06 else []) + ([0.03, -0.03] if length > 0.09 else [])
+        offsets = (
+            [0.0] + ([0.015, -0.015] if length > 0.06 else []) + ([0.03, -0.03] if length > 0.09 else [])
+        )
         for k, z in enumerate(z_levels):
             for off in offsets:
                 xy = base + off * perp
                 score = width + 0.5 * abs(off) + 0.01 * k
-                out.append(GraspCandidate(score, name, _top_down(xy[0], xy[1], z, d), width, (name, deg, off, k)))
+                out.append(
+                    GraspCandidate(score, name, _top_down(xy[0], xy[1], z, d), width, (name, deg, off, k))
+                )
     out.sort()
     return out
 
@@ -116,8 +121,13 @@ class KinematicProbe:
         self.world = world
         self.robot = world.robot
 
-    def collisions(self, q: np.ndarray, ignore: set[int] = frozenset(), margin: float = FINGER_CLEARANCE_M,
-                   gripper_open: bool = True) -> list[str]:
+    def collisions(
+        self,
+        q: np.ndarray,
+        ignore: set[int] = frozenset(),
+        margin: float = FINGER_CLEARANCE_M,
+        gripper_open: bool = True,
+    ) -> list[str]:
         """Names of what the robot at ``q`` (fingers open) comes within ``margin`` of ('table' too)."""
         r, cid = self.robot, self.world.cid
         idx = r.arm_idx + r.finger_idx
@@ -160,16 +170,19 @@ class ExpertPolicy:
         self.world = None
         self.instruction: Instruction | None = None
         self._tried: set[tuple] = set()
+        self._no_grasp_at_step = -1
 
     def bind(self, world, instruction: Instruction) -> None:
         """Give the expert the world state and the ground truth of the next episode."""
         self.world = world
         self.instruction = instruction
         self._tried = set()
+        self._no_grasp_at_step = -1
 
     def reset(self) -> None:
         """Forget the attempts of the previous episode."""
         self._tried = set()
+        self._no_grasp_at_step = -1
 
     def act(self, frames, instruction_text: str, robot_state: dict) -> np.ndarray | None:
         """Grasp or place pose (4, 4) in the world for the current phase, or None if none found."""
@@ -188,6 +201,8 @@ class ExpertPolicy:
         step).
         """
         world = self.world
+        if self._no_grasp_at_step == world.steps:
+            return None  # nothing moved since the last fruitless search: same answer
         targets = [t for t in self.instruction.targets if t in world.object_ids]
         targets.sort(key=lambda n: -world.object_aabb(n)[1][2])  # most exposed first
         # breadth-first: the targets, then what blocks them, then what blocks those (3 levels)
@@ -198,10 +213,13 @@ class ExpertPolicy:
                 T = self._first_free_grasp(name, blockers)
                 if T is not None:
                     return T
-            level = [n for n in sorted(blockers, key=lambda n: -blockers[n]) if n != "table" and n not in seen]
+            level = [
+                n for n in sorted(blockers, key=lambda n: -blockers[n]) if n != "table" and n not in seen
+            ]
             seen.update(level)
             if not level:
                 break
+        self._no_grasp_at_step = world.steps
         return None
 
     def _first_free_grasp(self, name: str, blockers: dict[str, int]) -> np.ndarray | None:
@@ -212,13 +230,15 @@ class ExpertPolicy:
             if cand.key in self._tried:
                 continue
             q = model.ik(cand.T, model.home)
-            if q is None or not grasp_reachable(model, cand.T):
+            if q is None:
                 continue
-            hits = probe.collisions(q)
+            hits = probe.collisions(q)  # cheap: checked before the full path
             if hits:
                 for h in hits:
                     if h != name:
                         blockers[h] = blockers.get(h, 0) + 1
+                continue
+            if not grasp_reachable(model, cand.T):
                 continue
             self._tried.add(cand.key)
             return cand.T
@@ -245,7 +265,8 @@ class ExpertPolicy:
         for xy, surface_z in place_points(world, region, held, radius):
             T = T_tcp.copy()
             T[:2, 3] = xy - off_xy
-            T[2, 3] = surface_z + RELEASE_HEIGHT_M - bottom_off
+            # release 1.2 cm above the surface, the fingertips >= 6 mm above it (thin objects drop a bit)
+            T[2, 3] = max(surface_z + RELEASE_HEIGHT_M - bottom_off, surface_z + FINGERTIP_BELOW_TCP_M + 0.006)
             if region.relation == "in":  # fingertips stay above the rim; the object drops in
                 T[2, 3] = max(T[2, 3], region.ref_max[2] + FINGERTIP_BELOW_TCP_M + 0.01)
             q = model.ik(T, world.robot.joint_positions())
@@ -280,8 +301,10 @@ def place_points(world, region: Region, held: str, radius: float) -> list[tuple[
             if not (0.25 <= x <= 0.76 and abs(y) <= 0.42):
                 continue
             # inside the region with 1.5 cm to spare in every direction
-            if not all(region.contains(np.array([x + dx, y + dy, 0.05]), 0.0)
-                       for dx, dy in ((0, 0), (0.015, 0), (-0.015, 0), (0, 0.015), (0, -0.015))):
+            if not all(
+                region.contains(np.array([x + dx, y + dy, 0.05]), 0.0)
+                for dx, dy in ((0, 0), (0.015, 0), (-0.015, 0), (0, 0.015), (0, -0.015))
+            ):
                 continue
             g = region.gap(p)
             if g < radius + 0.01:

@@ -258,7 +258,9 @@ def valid_relations(reference: str, held: str | None = None) -> tuple[str, ...]:
     out = [r for r in RELATIONS if r not in ("in", "on")]
     foot = None if held is None else float(max(objlib.get(held).size_m[:2]))
     if ref.supports == "in":
-        inner = float(min(ref.size_m[:2])) - 2 * ref.geometry.size[3] if ref.geometry.kind == "open_box" else 0.0
+        inner = (
+            float(min(ref.size_m[:2])) - 2 * ref.geometry.size[3] if ref.geometry.kind == "open_box" else 0.0
+        )
         if foot is None or foot <= inner - 0.01:
             out.insert(0, "in")
     elif ref.supports == "on":
@@ -291,8 +293,10 @@ def place_instruction(
     elif relation not in rels:
         raise ValueError(f"relation {relation!r} does not fit {reference!r}; valid: {rels}")
     region = Region(
-        relation, reference, tuple(round(float(v), 6) for v in ref_aabb[0]),
-        tuple(round(float(v), 6) for v in ref_aabb[1])
+        relation,
+        reference,
+        tuple(round(float(v), 6) for v in ref_aabb[0]),
+        tuple(round(float(v), 6) for v in ref_aabb[1]),
     )
     templates = PLACE_TEMPLATES if task == "place" else PICKPLACE_TEMPLATES
     text = templates[rng.integers(len(templates))].format(relation=relation, reference=reference, name=held)

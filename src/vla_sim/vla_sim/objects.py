@@ -228,8 +228,13 @@ def _surface_points(name: str) -> np.ndarray:
     if g.kind in ("sphere", "capsule"):
         r = g.size[0]
         u = np.linspace(0, math.pi, 9)[1:-1]
-        sph = np.concatenate([[[0, 0, r], [0, 0, -r]]] + [np.concatenate(
-            [r * math.sin(a) * circle, np.full((24, 1), r * math.cos(a))], axis=1) for a in u])
+        sph = np.concatenate(
+            [[[0, 0, r], [0, 0, -r]]]
+            + [
+                np.concatenate([r * math.sin(a) * circle, np.full((24, 1), r * math.cos(a))], axis=1)
+                for a in u
+            ]
+        )
         if g.kind == "sphere":
             return sph
         h = g.size[1] / 2 - r  # capsule along x

@@ -47,8 +47,9 @@ class MotionResult:
     steps: int = 0
 
 
-def joint_move(q0: np.ndarray, q1: np.ndarray, vel_limits: np.ndarray, n: int = 16,
-               min_duration_s: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def joint_move(
+    q0: np.ndarray, q1: np.ndarray, vel_limits: np.ndarray, n: int = 16, min_duration_s: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
     """A smooth joint-space move: t (n,) s and q (n, dof) with a cubic time law."""
     q0, q1 = np.asarray(q0, float), np.asarray(q1, float)
     # peak speed of a cubic time law is 1.5 x the mean speed
@@ -58,8 +59,9 @@ def joint_move(q0: np.ndarray, q1: np.ndarray, vel_limits: np.ndarray, n: int = 
     return s * dur, q0 + blend[:, None] * (q1 - q0)
 
 
-def cartesian_path(model, T0: np.ndarray, T1: np.ndarray, q_seed: np.ndarray,
-                   speed_mps: float = CART_SPEED_MPS) -> tuple[np.ndarray, np.ndarray] | None:
+def cartesian_path(
+    model, T0: np.ndarray, T1: np.ndarray, q_seed: np.ndarray, speed_mps: float = CART_SPEED_MPS
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Straight-line TCP path from T0 to T1 (same orientation) as IK waypoints every ~1 cm.
 
     Returns (t (K,), q (K, dof)) or None if a waypoint is unreachable or the arm would jump.

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pybullet as pb
-from vla_common.transforms import matrix_to_quat, pose_to_matrix
 
+from vla_common.transforms import matrix_to_quat, pose_to_matrix
 from vla_sim import objects as objlib
 
 if TYPE_CHECKING:
@@ -78,8 +78,14 @@ class SimRobot:
         self.model = model  # vla_executor.robot_model.RobotModel
         self.cid = cid
         base = model.config.get("base_pose_world", {"xyz": [0, 0, 0], "quat_xyzw": [0, 0, 0, 1]})
-        self.body = pb.loadURDF(str(model.urdf_path), base["xyz"], base["quat_xyzw"], useFixedBase=True,
-                                flags=pb.URDF_USE_INERTIA_FROM_FILE, physicsClientId=cid)
+        self.body = pb.loadURDF(
+            str(model.urdf_path),
+            base["xyz"],
+            base["quat_xyzw"],
+            useFixedBase=True,
+            flags=pb.URDF_USE_INERTIA_FROM_FILE,
+            physicsClientId=cid,
+        )
         names = {}
         links = {}
         for j in range(pb.getNumJoints(self.body, physicsClientId=cid)):
@@ -95,11 +101,19 @@ class SimRobot:
         self.pad_links = [links[n] for n in model.gripper.get("pad_links", [])]
         self.finger_max = float(model.gripper.get("finger_stroke_m", 0.0425))
         self.finger_force = float(model.gripper.get("max_force_n", 40.0))
-        self.effort = np.asarray(model.config["joints"].get("effort", [150.0] * len(self.arm_idx)), dtype=float)
+        self.effort = np.asarray(
+            model.config["joints"].get("effort", [150.0] * len(self.arm_idx)), dtype=float
+        )
         self.lower, self.upper, self.vel_limits = model.lower, model.upper, model.vel_limits
         for link in self.pad_links:
-            pb.changeDynamics(self.body, link, lateralFriction=PAD_FRICTION, spinningFriction=0.01,
-                              frictionAnchor=1, physicsClientId=cid)
+            pb.changeDynamics(
+                self.body,
+                link,
+                lateralFriction=PAD_FRICTION,
+                spinningFriction=0.01,
+                frictionAnchor=1,
+                physicsClientId=cid,
+            )
         for j in range(-1, pb.getNumJoints(self.body, physicsClientId=cid)):
             pb.changeDynamics(self.body, j, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
         self._traj: _Trajectory | None = None
@@ -163,7 +177,9 @@ class SimRobot:
 
     def tcp_pose(self) -> np.ndarray:
         """(4, 4) world pose of the tool frame (TCP) as simulated."""
-        st = pb.getLinkState(self.body, self.tcp_link, computeForwardKinematics=True, physicsClientId=self.cid)
+        st = pb.getLinkState(
+            self.body, self.tcp_link, computeForwardKinematics=True, physicsClientId=self.cid
+        )
         return pose_to_matrix(st[4], st[5])
 
     @property
@@ -181,11 +197,15 @@ class SimRobot:
         """Return ``q`` (n,) or raise MotionRefused naming the joints outside their limits."""
         q = np.asarray(q, dtype=np.float64)
         if q.shape != (self.n,) or not np.all(np.isfinite(q)):
-            raise MotionRefused(f"expected {self.n} finite joint positions for {self.model.name}, got {q.tolist()}")
+            raise MotionRefused(
+                f"expected {self.n} finite joint positions for {self.model.name}, got {q.tolist()}"
+            )
         bad = np.nonzero((q < self.lower - LIMIT_TOL_RAD) | (q > self.upper + LIMIT_TOL_RAD))[0]
         if len(bad):
-            parts = [f"{self.joint_names[i]}={q[i]:.4f} not in [{self.lower[i]:.4f}, {self.upper[i]:.4f}]"
-                     for i in bad]
+            parts = [
+                f"{self.joint_names[i]}={q[i]:.4f} not in [{self.lower[i]:.4f}, {self.upper[i]:.4f}]"
+                for i in bad
+            ]
             raise MotionRefused("joint limits exceeded: " + "; ".join(parts))
         return q
 
@@ -211,8 +231,10 @@ class SimRobot:
             over = v > self.vel_limits * VEL_TOL
             if np.any(over):
                 k, i = np.argwhere(over)[0]
-                raise MotionRefused(f"velocity limit exceeded: {self.joint_names[i]} needs {v[k, i]:.2f} rad/s "
-                                    f"between waypoints {k} and {k + 1} (limit {self.vel_limits[i]:.2f})")
+                raise MotionRefused(
+                    f"velocity limit exceeded: {self.joint_names[i]} needs {v[k, i]:.2f} rad/s "
+                    f"between waypoints {k} and {k + 1} (limit {self.vel_limits[i]:.2f})"
+                )
         return t_all, q_all
 
     def start_trajectory(self, traj_t: np.ndarray, traj_q: np.ndarray, now_step: int) -> None:
@@ -243,7 +265,9 @@ class SimRobot:
             width_m: when opening, open only to this pad distance (e.g. to release inside a box).
         """
         self._gripper_open = bool(open)
-        self._open_width = self.finger_max * 2 if width_m is None else float(np.clip(width_m, 0.0, 2 * self.finger_max))
+        self._open_width = (
+            self.finger_max * 2 if width_m is None else float(np.clip(width_m, 0.0, 2 * self.finger_max))
+        )
         self._apply_gripper()
 
     def pre_step(self, step: int) -> None:
@@ -258,25 +282,45 @@ class SimRobot:
 
     def _apply_arm(self, q: np.ndarray, qd: np.ndarray) -> None:
         pb.setJointMotorControlArray(
-            self.body, self.arm_idx, pb.POSITION_CONTROL, targetPositions=q.tolist(), targetVelocities=qd.tolist(),
-            forces=self.effort.tolist(), positionGains=[ARM_POSITION_GAIN] * self.n,
-            velocityGains=[ARM_VELOCITY_GAIN] * self.n, physicsClientId=self.cid)
+            self.body,
+            self.arm_idx,
+            pb.POSITION_CONTROL,
+            targetPositions=q.tolist(),
+            targetVelocities=qd.tolist(),
+            forces=self.effort.tolist(),
+            positionGains=[ARM_POSITION_GAIN] * self.n,
+            velocityGains=[ARM_VELOCITY_GAIN] * self.n,
+            physicsClientId=self.cid,
+        )
 
     def _apply_gripper(self) -> None:
         target = 0.5 * self._open_width if self._gripper_open else 0.0
         for j in self.finger_idx:
-            pb.setJointMotorControl2(self.body, j, pb.POSITION_CONTROL, targetPosition=target,
-                                     force=self.finger_force, maxVelocity=FINGER_SPEED_MPS,
-                                     physicsClientId=self.cid)
+            pb.setJointMotorControl2(
+                self.body,
+                j,
+                pb.POSITION_CONTROL,
+                targetPosition=target,
+                force=self.finger_force,
+                maxVelocity=FINGER_SPEED_MPS,
+                physicsClientId=self.cid,
+            )
 
     # ------------------------------------------------------------------ blocking helpers (world steps)
-    def execute(self, world: SimWorld, traj_t: np.ndarray, traj_q: np.ndarray, max_steps: int | None = None,
-                settle_steps: int = 120) -> bool:
+    def execute(
+        self,
+        world: SimWorld,
+        traj_t: np.ndarray,
+        traj_q: np.ndarray,
+        max_steps: int | None = None,
+        settle_steps: int = 120,
+    ) -> bool:
         """Track a trajectory, stepping ``world``; True when the final waypoint is reached.
 
         Args:
             world: the world to step.
-            traj_t: (K,) seconds; traj_q: (K, n) rad.
+            traj_t: (K,) seconds.
+            traj_q: (K, n) joint positions, rad.
             max_steps: step budget; default trajectory duration + ``settle_steps``.
             settle_steps: extra steps allowed after the trajectory ends to converge.
         """
@@ -291,7 +335,9 @@ class SimRobot:
                 return True
         return bool(np.max(np.abs(self.joint_positions() - goal)) < REACHED_TOL_RAD)
 
-    def set_gripper(self, world: SimWorld, open: bool, max_steps: int = 240, width_m: float | None = None) -> float:
+    def set_gripper(
+        self, world: SimWorld, open: bool, max_steps: int = 240, width_m: float | None = None
+    ) -> float:
         """Open/close and step until the fingers stop (or ``max_steps``); returns the width (m)."""
         self.command_gripper(open, width_m)
         still = 0
@@ -346,13 +392,24 @@ class SimRobot:
         half = 0.5 * float(size[across]) + 0.001
         for j in self.finger_idx:
             pb.resetJointState(self.body, j, min(half, self.finger_max), 0.0, physicsClientId=self.cid)
-        pin = pb.createConstraint(bid, -1, -1, -1, pb.JOINT_FIXED, [0, 0, 0], [0, 0, 0], centre.tolist(),
-                                  childFrameOrientation=matrix_to_quat(R_obj).tolist(), physicsClientId=self.cid)
+        pin = pb.createConstraint(
+            bid,
+            -1,
+            -1,
+            -1,
+            pb.JOINT_FIXED,
+            [0, 0, 0],
+            [0, 0, 0],
+            centre.tolist(),
+            childFrameOrientation=matrix_to_quat(R_obj).tolist(),
+            physicsClientId=self.cid,
+        )
         self.command_gripper(open=False)
         world.step(48)
         pb.removeConstraint(pin, physicsClientId=self.cid)
         world.step(120)
         if not self.holds(bid):
-            logger.warning("hold_new_object: %s not held after closing (width %.3f m)", spec.name,
-                           self.gripper_width())
+            logger.warning(
+                "hold_new_object: %s not held after closing (width %.3f m)", spec.name, self.gripper_width()
+            )
         return bid

@@ -205,8 +205,10 @@ def _yaw_quat(yaw: float) -> tuple[float, float, float, float]:
 
 
 def _r(v: float) -> float:
-    """Round to 1e-6 (micrometres / micro-units) so case files stay small; the rounded value is
-    what the physics uses, so replays stay exact."""
+    """Round to 1e-6 so case files stay small.
+
+    The rounded value is what the physics uses, so replays stay exact.
+    """
     return round(float(v), DECIMALS)
 
 

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import pybullet as pb
 import yaml
+
 from vla_common.camera import CameraIntrinsics, RGBDFrame
 from vla_common.transforms import look_at, matrix_to_quat, pose_to_matrix, quat_to_matrix
-
 from vla_sim import objects as objlib
 
 logger = logging.getLogger(__name__)
@@ -381,7 +381,10 @@ class SimWorld:
         self.scene = scene
         for so in scene.objects:
             self.add_object(
-                objlib.get(so.name), np.asarray(so.xyz), np.asarray(so.quat_xyzw), rest_on_table=so.rest_on_table
+                objlib.get(so.name),
+                np.asarray(so.xyz),
+                np.asarray(so.quat_xyzw),
+                rest_on_table=so.rest_on_table,
             )
         if settle:
             self.settle()
