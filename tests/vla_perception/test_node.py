@@ -14,7 +14,7 @@ import yaml
 from percep_scene import render_scene
 
 pytest.importorskip("rclpy")
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = pytest.mark.ros  # ~15 s: two processes, one CLIP load
 HERE = Path(__file__).parent
 
 

@@ -28,20 +28,12 @@ pytestmark = pytest.mark.skipif(not (SR_DIR / "config.json").exists(), reason="n
 def test_shipped_sr_picks_expert_grasp_on_heldout_scenes():
     import torch
 
-    from vla_perception.clip_features import ClipFeatureExtractor
-    from vla_policy.collect import RENDER_SIZE, run_episode
     from vla_policy.policy import Policy
-    from vla_policy.train import evaluate
-    from vla_sim.world import SimWorld
+    from vla_policy.train import evaluate, heldout_samples
 
     torch.set_num_threads(1)
     policy = Policy.load(SR_DIR)
-    clip = ClipFeatureExtractor(policy.meta.get("clip", "compact"))
-    samples = []
-    with SimWorld(robot="ur5", seed=1, render_size=RENDER_SIZE) as world:
-        for seed in SEEDS:
-            for arrays, meta in run_episode(world, clip, "grasp", seed, steps=1, key_steps=False):
-                samples.append({**arrays, "meta": meta})
+    samples = heldout_samples("grasp", SEEDS, policy.meta.get("clip") or "compact")
     assert len(samples) >= 8, "too few held-out decisions could be labelled by the expert"
     ev = evaluate(policy.model, samples)
     print(json.dumps(ev))

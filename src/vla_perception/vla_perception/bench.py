@@ -51,7 +51,7 @@ def _time(pipe, frames, repeats: int) -> dict:
             "repeats": repeats}
 
 
-def run(out_dir: Path, repeats: int = 10, threads: int = 2) -> dict:
+def run(out_dir: Path, repeats: int = 10, threads: int = 1) -> dict:
     """Time the pipeline with both towers; write ``out_dir/bench_perception.json``."""
     from vla_perception.pipeline import PerceptionConfig, PerceptionPipeline
 
@@ -59,7 +59,8 @@ def run(out_dir: Path, repeats: int = 10, threads: int = 2) -> dict:
     frames = _scene_frames()
     result = {"frames": [f"{f.name} {f.rgb.shape[1]}x{f.rgb.shape[0]}" for f in frames], "threads": threads,
               "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-              "torch": torch.__version__, "goal_ms_compact_total": 50.0, "models": {}}
+              "torch": torch.__version__, "goal_ms_compact_total": 50.0,
+              "load_avg_1min_before": os.getloadavg()[0], "models": {}}
     for name, cfg in [("compact", PerceptionConfig(clip_model="compact")),
                       ("ViT-B-32 (random init)",
                        PerceptionConfig(clip_model="ViT-B-32", clip_pretrained=None))]:
@@ -69,6 +70,7 @@ def run(out_dir: Path, repeats: int = 10, threads: int = 2) -> dict:
         r["load_s"] = time.perf_counter() - t0
         r["grid"] = list(pipe.clip.grid_size)
         result["models"][name] = r
+    result["load_avg_1min_after"] = os.getloadavg()[0]  # other processes on the machine distort timings
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench_perception.json").write_text(json.dumps(result, indent=1))

@@ -7,7 +7,9 @@ It subscribes each camera's realsense2_camera topics (``<prefix>/<name>/color/im
 ``.../aligned_depth_to_color/image_raw``, ``.../color/camera_info``) with sensor QoS, publishes a
 cloud at ``publish_rate_hz`` (0 = only on request) and whenever a ``std_msgs/Empty`` arrives on
 ``/vla/perception/request``, and reports ``cloud_published`` (timings, points, dropped views) and
-``view_dropped`` events on ``/vla/status``.
+``view_dropped`` events on ``/vla/status``. Camera extrinsics come from the rig calibration YAML
+(``rig_calibration``) and, where ``tf2_ros`` is installed (a ROS machine), are replaced by the
+``world -> <camera>_color_optical_frame`` transforms from /tf_static as they arrive.
 
 Run: ``perception_node --ros-args --params-file config/perception.yaml``.
 """
@@ -61,6 +63,7 @@ class PerceptionNode(Node):
         self.declare_parameter("partial_after_s", 1.0)
         self.declare_parameter("publish_rate_hz", 1.0)
         self.declare_parameter("frame_id", "world")
+        self.declare_parameter("use_tf_static", True)
         self.declare_parameter("clip_model", "compact")
         self.declare_parameter("clip_pretrained", "")
         self.declare_parameter("clip_readout", "")
@@ -97,6 +100,19 @@ class PerceptionNode(Node):
             self.create_subscription(CameraInfo, topics["info"], lambda m, c=cam: self._on_info(c, m),
                                      SENSOR_QOS)
         self.create_subscription(Empty, "/vla/perception/request", self._on_request, RELIABLE_QOS)
+        # Extrinsics from /tf_static where tf2_ros exists (a ROS install); the rig YAML otherwise.
+        self._tf_buffer = None
+        self._tf_pending = set(self.cameras) if gp("use_tf_static").value else set()
+        if self._tf_pending:
+            try:
+                from tf2_ros import Buffer, TransformListener
+            except ImportError:
+                self._tf_pending = set()
+                self.get_logger().info("tf2_ros is not installed: camera extrinsics from the rig "
+                                       "calibration YAML")
+            else:
+                self._tf_buffer = Buffer()
+                self._tf_listener = TransformListener(self._tf_buffer, self)
         self._requested = False
         self._due = self.rate_hz > 0
         self._last_set_time = time.monotonic()
@@ -137,7 +153,26 @@ class PerceptionNode(Node):
     def _status(self, event: str, level: str, detail: str, **fields) -> None:
         self.status_pub.publish(String(data=make_status(self.get_name(), event, level, detail, **fields)))
 
+    def _lookup_tf(self) -> None:
+        """Replace rig-YAML extrinsics with /tf_static ones as they become available (tf2 only)."""
+        from rclpy.time import Time
+
+        from vla_common.transforms import pose_to_matrix
+
+        for cam in list(self._tf_pending):
+            frame = f"{cam}_color_optical_frame"
+            if not self._tf_buffer.can_transform(self.frame_id, frame, Time()):
+                continue
+            tf = self._tf_buffer.lookup_transform(self.frame_id, frame, Time()).transform
+            T = pose_to_matrix([tf.translation.x, tf.translation.y, tf.translation.z],
+                               [tf.rotation.x, tf.rotation.y, tf.rotation.z, tf.rotation.w])
+            self.source.set_extrinsics(cam, T)
+            self._tf_pending.discard(cam)
+            self.get_logger().info(f"extrinsics of {cam} from /tf_static ({self.frame_id} <- {frame})")
+
     def _maybe_publish(self) -> None:
+        if self._tf_pending and self._tf_buffer is not None:
+            self._lookup_tf()
         if not (self._due or self._requested):
             return
         frames = self.source.read()

@@ -352,14 +352,15 @@ def _augment(rgb: np.ndarray, lab: np.ndarray, rng: np.random.Generator) -> tupl
 
 
 def train(minutes: float, out: Path, seed: int = 0, batch: int = 24, lr: float = 2e-3,
-          renderer: str = "auto", threads: int = 1, families_per_step: int = 2) -> dict:
-    """Train and save the compact CLIP; returns the training summary."""
+          renderer: str = "auto", threads: int = 1, families_per_step: int = 2,
+          init: Path | None = None) -> dict:
+    """Train and save the compact CLIP (from scratch, or continuing ``init``); returns a summary."""
     import torch
     import torch.nn.functional as F
     from open_clip.model import CLIP
     from tqdm import tqdm
 
-    from vla_perception.clip_features import WordTokenizer
+    from vla_perception.clip_features import CONFIG_NAME, WordTokenizer
     from vla_sim.objects import by_split
 
     torch.manual_seed(seed)
@@ -372,6 +373,16 @@ def train(minutes: float, out: Path, seed: int = 0, batch: int = 24, lr: float =
     cfg = model_config(tok.vocab_size)
     model = CLIP(**cfg)
     model.logit_scale.data.fill_(math.log(20.0))
+    previous: dict = {}
+    if init is not None:  # continue a previous run (same architecture and vocabulary)
+        from safetensors.torch import load_file
+
+        prev_cfg = json.loads((Path(init) / CONFIG_NAME).read_text())
+        if prev_cfg["model_cfg"] != cfg or json.loads((Path(init) / "vocab.json").read_text()) != words:
+            raise ValueError(f"--init {init}: its architecture or vocabulary differs from this trainer's")
+        state = load_file(str(Path(init) / "model.safetensors"))
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+        previous = prev_cfg.get("training", {})
     opt = torch.optim.AdamW([p for p in model.parameters()], lr=lr, weight_decay=0.05)
     all_looks = [Look.of(s) for s in seen]
     forbidden = forbidden_colours(seen, unseen)
@@ -472,6 +483,10 @@ def train(minutes: float, out: Path, seed: int = 0, batch: int = 24, lr: float =
     summary = {"steps": step, "batch": batch, "samples_seen": n_seen_samples, "scenes_rendered": n_scenes,
                "minutes": minutes, "final_loss": float(np.mean(losses[-50:])) if losses else None,
                "seed": seed, "lr": lr, "threads": threads, "vocab_words": len(words)}
+    if previous:
+        summary["continued_from"] = previous
+        for k in ("steps", "samples_seen", "scenes_rendered", "minutes"):
+            summary[k] = summary[k] + previous.get(k, 0)
     save(model, cfg, words, out, summary)
     return summary
 
@@ -521,7 +536,7 @@ def evaluate(model_dir: Path, split: str, n_scenes: int = 30, seed: int = 12345,
     t_shape = ext.text([f"something {s}" for s in shapes])
     r = SceneRenderer(specs, seed, recolour_prob=0.0, renderer=renderer)
     pooled = {"name": [], "colour": [], "shape": []}
-    hits, hit_chance = [], []
+    hits, hit_chance, in_scene, in_scene_chance, masked_64 = [], [], [], [], []
     for _ in range(n_scenes):
         looks, samples = r.scene(n_views=2 if dense else 0, n_crops=3)
         for rgb, lab, c in samples:
@@ -545,6 +560,14 @@ def evaluate(model_dir: Path, split: str, n_scenes: int = 30, seed: int = 12345,
                 for k, i in enumerate(present):
                     hits.append(bool(cover[i][best[k]] >= 0.5))
                     hit_chance.append(float((cover[i] >= 0.5).mean()))
+                # mask-pooled: mean patch feature over the object (what fusion gives its 3D points)
+                obj = torch.stack([flat[:, torch.from_numpy(cover[i] >= 0.5)].mean(1) for i in present])
+                obj = torch.nn.functional.normalize(obj, dim=-1)  # (P, D)
+                sim = obj @ q.T  # (P, P): object i vs phrases of the objects in view
+                in_scene.extend((sim.argmax(1).numpy() == np.arange(len(present))).tolist())
+                in_scene_chance.extend([1.0 / len(present)] * len(present))
+                masked_64.extend([names[int(j)] == looks[i].name
+                                  for i, j in zip(present, (obj @ t_names.T).argmax(1).numpy())])
     del torch
     return {"split": split, "n_crops": len(pooled["name"]),
             "pooled_name_acc_64way": float(np.mean(pooled["name"])) if pooled["name"] else None,
@@ -553,6 +576,9 @@ def evaluate(model_dir: Path, split: str, n_scenes: int = 30, seed: int = 12345,
             "n_dense_queries": len(hits),
             "dense_best_patch_on_target": float(np.mean(hits)) if hits else None,
             "dense_chance_by_area": float(np.mean(hit_chance)) if hit_chance else None,
+            "mask_pooled_name_acc_in_scene": float(np.mean(in_scene)) if in_scene else None,
+            "mask_pooled_chance_in_scene": float(np.mean(in_scene_chance)) if in_scene else None,
+            "mask_pooled_name_acc_64way": float(np.mean(masked_64)) if masked_64 else None,
             "chance_name": 1 / len(names), "chance_colour": 1 / len(colours), "chance_shape": 1 / len(shapes)}
 
 
@@ -574,7 +600,13 @@ def write_model_card(out: Path, command: str) -> Path:
         rows.append(f"| {split} | {m['n_crops']} | {_pct(m['pooled_name_acc_64way'])} | "
                     f"{_pct(m['pooled_colour_acc'])} | {_pct(m['pooled_shape_acc'])} | "
                     f"{m['n_dense_queries']} | "
-                    f"{_pct(m['dense_best_patch_on_target'])} | {_pct(m['dense_chance_by_area'])} |")
+                    f"{_pct(m['dense_best_patch_on_target'])} ({_pct(m['dense_chance_by_area'])}) | "
+                    f"{_pct(m.get('mask_pooled_name_acc_in_scene'))} "
+                    f"({_pct(m.get('mask_pooled_chance_in_scene'))}) | "
+                    f"{_pct(m.get('mask_pooled_name_acc_64way'))} |")
+    cols = ["split", "crops", "pooled name (64-way)", "pooled colour", "pooled shape", "dense queries",
+            "best patch on target (chance)", "mask-pooled, in view (chance)", "mask-pooled, 64-way"]
+    header = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
     text = f"""# Compact CLIP (open_clip `CLIP`, trained from scratch on PyBullet renders)
 
 Generated by `vla train-clip` ({__name__}); numbers below come from `eval.json` next to this file.
@@ -613,9 +645,11 @@ Pooled: zoomed view centred on one object, pooled image embedding against "the {
 (chance {_pct(ev['seen']['chance_colour'])}) and "something {{shape}}" over the shape words (chance
 {_pct(ev['seen']['chance_shape'])}). Dense: whole-scene views, query "the {{name}}" of each object in
 view; the single best patch must lie on that object (chance = the object's share of patches).
+Mask-pooled: the mean patch feature over each object in a whole-scene view (what fusion gives that
+object's 3D points) ranked against the phrases of the objects in view (chance = 1 / objects in
+view) and against all 64 names.
 
-| split | crops | name (64-way) | colour | shape | dense queries | best patch on target | chance (area) |
-|---|---|---|---|---|---|---|---|
+{header}
 {chr(10).join(rows)}
 
 Baseline to beat (shared/reference/compact-clip-baseline.md): colour+shape 64-way 0.30 seen / 0.05
@@ -646,10 +680,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="training renders: mixed = alternate TinyRenderer and EGL scenes")
     ap.add_argument("--eval-scenes", type=int, default=30, help="held-out scenes per split for the card")
     ap.add_argument("--eval-only", action="store_true", help="only evaluate the model in --out")
+    ap.add_argument("--init", type=Path, default=None, help="continue training this checkpoint directory")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not args.eval_only:
-        summary = train(args.minutes, args.out, args.seed, args.batch, args.lr, args.renderer, args.threads)
+        summary = train(args.minutes, args.out, args.seed, args.batch, args.lr, args.renderer, args.threads,
+                        init=args.init)
         logger.info("trained: %s", summary)
     t0 = time.monotonic()
     ev_renderer = "auto" if args.renderer == "mixed" else args.renderer

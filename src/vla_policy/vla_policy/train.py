@@ -105,6 +105,21 @@ def evaluate(model: PolicyModel, samples: list[dict[str, Any]], batch_size: int 
             "val_n": n}
 
 
+def heldout_samples(task: str, seeds: range, clip: str = "compact") -> list[dict[str, Any]]:
+    """Fresh expert-labelled decisions (first step of each episode) on held-out seeds, live in the sim."""
+    from vla_perception.clip_features import ClipFeatureExtractor
+    from vla_policy.collect import RENDER_SIZE, run_episode
+    from vla_sim.world import SimWorld
+
+    extractor = ClipFeatureExtractor(clip)
+    out = []
+    with SimWorld(robot="ur5", seed=1, render_size=RENDER_SIZE) as world:
+        for seed in seeds:
+            for arrays, meta in run_episode(world, extractor, task, seed, steps=1, key_steps=False):
+                out.append({**arrays, "meta": meta})
+    return out
+
+
 @torch.no_grad()
 def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     """Threshold on the presence statistic: true instructions vs ones naming an absent object."""

@@ -1,1 +1,2 @@
+# SPDX-License-Identifier: Apache-2.0
 """PyBullet world, scenes, instructions, expert, success checks, evaluation and the sim bridge node."""

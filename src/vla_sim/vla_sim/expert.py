@@ -3,10 +3,11 @@
 
 It reads the simulator state (object poses, sizes, the instruction's ground truth), which no
 learned policy may see. Grasps are top-down and antipodal across the object's narrowest
-horizontal width: the object's surface points (catalogue shape at the simulated pose) are projected on
-candidate closing directions every 5 degrees; a candidate is kept when the width fits the 85 mm
-gripper, the IK solution exists within the joint limits and the open gripper at the grasp pose
-touches nothing (PyBullet closest-point query with the arm posed kinematically, then restored).
+horizontal width: the object's surface points (catalogue shape at the simulated pose) in the slab
+the pads sweep are projected on candidate closing directions every 5 degrees; a candidate is kept
+when the width fits the 85 mm gripper, the IK solution exists within the joint limits and the
+open gripper at the grasp pose touches nothing (PyBullet closest-point query with the arm posed
+kinematically, then restored).
 Places: the held object's current offset from the TCP is kept; a free point in the relation's
 region is chosen (clear of the other objects by the object's radius plus 1.2 cm, and where the
 opening fingers touch nothing) and the object is released 1.2 cm above the support surface (into
@@ -31,6 +32,8 @@ FINGER_CLEARANCE_M = 0.003
 RELEASE_HEIGHT_M = 0.012
 FLOOR_OF_OPEN_BOX_M = 0.008
 FINGERTIP_BELOW_TCP_M = 0.0175
+SLAB_HALF_M = 0.015
+SLAB_ONLY_PENALTY = 0.05
 
 
 @dataclass(order=True)
@@ -65,32 +68,47 @@ def surface_points_world(world, name: str) -> np.ndarray:
 
 
 def grasp_candidates(world, name: str) -> list[GraspCandidate]:
-    """Top-down antipodal candidates on one object, best first (not yet checked for collisions)."""
-    corners = surface_points_world(world, name)  # (N, 3)
-    lo, hi = world.object_aabb(name)
-    top = float(min(hi[2], corners[:, 2].max()))
-    centre = 0.5 * (corners.min(axis=0) + corners.max(axis=0))
+    """Top-down antipodal candidates on one object, best first (not yet checked for collisions).
+
+    For each closing direction (every 5 degrees) and each offset along the perpendicular, only the
+    surface points in the slab the pads sweep (+-1.5 cm across, from the fingertips to 5 cm above
+    the TCP) set the width and the centre; the rest of the object (a mug's handle, a neighbour) is
+    left to the collision check.
+    """
+    pts = surface_points_world(world, name)  # (N, 3)
+    _, hi = world.object_aabb(name)
+    top = float(min(hi[2], pts[:, 2].max()))
+    centre = 0.5 * (pts.min(axis=0) + pts.max(axis=0))
     z_levels = [max(0.022, min(0.5 * top, top - 0.02))]
     if top - 0.016 > z_levels[0] + 0.01:  # also try gripping just the top (tilted or tall objects)
         z_levels.append(top - 0.016)
     out = []
     for deg in range(0, 180, YAW_STEP_DEG):
         d = np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg))])
-        proj = corners[:, :2] @ d
-        width = float(proj.max() - proj.min())
-        if width > MAX_WIDTH_M:
-            continue
         perp = np.array([-d[1], d[0]])
-        length = float(np.ptp(corners[:, :2] @ perp))
-        mid = 0.5 * (proj.max() + proj.min())
-        base = centre[:2] + (mid - centre[:2] @ d) * d
+        along = pts[:, :2] @ d  # (N,)
+        across = pts[:, :2] @ perp  # (N,)
+        length = float(np.ptp(across))
         offsets = (
             [0.0] + ([0.015, -0.015] if length > 0.06 else []) + ([0.03, -0.03] if length > 0.09 else [])
         )
+        c_across = float(centre[:2] @ perp)
+        whole = float(np.ptp(along))  # width of the whole object in this direction
         for k, z in enumerate(z_levels):
+            in_z = (pts[:, 2] >= z - FINGERTIP_BELOW_TCP_M) & (pts[:, 2] <= z + 0.05)
             for off in offsets:
-                xy = base + off * perp
-                score = width + 0.5 * abs(off) + 0.01 * k
+                slab = in_z & (np.abs(across - (c_across + off)) <= SLAB_HALF_M)
+                if not np.any(slab):
+                    continue
+                lo_d, hi_d = float(along[slab].min()), float(along[slab].max())
+                width = hi_d - lo_d
+                if width > MAX_WIDTH_M:
+                    continue
+                xy = 0.5 * (lo_d + hi_d) * d + (c_across + off) * perp
+                # grasps across the whole object first; slab-only ones (e.g. beside a handle) after
+                score = (
+                    width + 0.5 * abs(off) + 0.01 * k + (0.0 if whole <= MAX_WIDTH_M else SLAB_ONLY_PENALTY)
+                )
                 out.append(
                     GraspCandidate(score, name, _top_down(xy[0], xy[1], z, d), width, (name, deg, off, k))
                 )
@@ -266,7 +284,9 @@ class ExpertPolicy:
             T = T_tcp.copy()
             T[:2, 3] = xy - off_xy
             # release 1.2 cm above the surface, the fingertips >= 6 mm above it (thin objects drop a bit)
-            T[2, 3] = max(surface_z + RELEASE_HEIGHT_M - bottom_off, surface_z + FINGERTIP_BELOW_TCP_M + 0.006)
+            T[2, 3] = max(
+                surface_z + RELEASE_HEIGHT_M - bottom_off, surface_z + FINGERTIP_BELOW_TCP_M + 0.006
+            )
             if region.relation == "in":  # fingertips stay above the rim; the object drops in
                 T[2, 3] = max(T[2, 3], region.ref_max[2] + FINGERTIP_BELOW_TCP_M + 0.01)
             q = model.ik(T, world.robot.joint_positions())

@@ -219,12 +219,23 @@ def _surface_points(name: str) -> np.ndarray:
     circle = np.stack([np.cos(ang), np.sin(ang)], axis=1)  # (24, 2)
     if g.kind in ("box", "open_box"):
         half = np.asarray(g.size[:3]) / 2
-        signs = np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)], dtype=float)
-        return signs * half
+        t = np.linspace(-1.0, 1.0, 9)
+        a, b = (m.ravel() for m in np.meshgrid(t, t))  # (81,) face grid
+        faces = []
+        for axis in range(3):
+            u, v = [i for i in range(3) if i != axis]
+            for sign in (-1.0, 1.0):
+                f = np.zeros((a.size, 3))
+                f[:, axis], f[:, u], f[:, v] = sign, a, b
+                faces.append(f)
+        return np.concatenate(faces) * half  # (486, 3) points on the six faces
     if g.kind == "cylinder":
         r, h = g.size
-        rim = np.concatenate([r * circle, np.zeros((24, 1))], axis=1)
-        return np.concatenate([rim + [0, 0, h / 2], rim - [0, 0, h / 2]])
+        rings = [
+            np.concatenate([r * circle, np.full((24, 1), z)], axis=1) for z in np.linspace(-h / 2, h / 2, 7)
+        ]
+        caps = [np.concatenate([0.5 * r * circle, np.full((24, 1), z)], axis=1) for z in (-h / 2, h / 2)]
+        return np.concatenate(rings + caps + [[[0, 0, -h / 2], [0, 0, h / 2]]])
     if g.kind in ("sphere", "capsule"):
         r = g.size[0]
         u = np.linspace(0, math.pi, 9)[1:-1]

@@ -362,7 +362,12 @@ def make_scene(task: str, split: str, seed: int) -> Scene:
     # pickplace
     g_idx = rng.choice(len(pool), size=N_PP_GRASP_OBJECTS, replace=False)
     g_specs = [pool[i] for i in g_idx]
-    objs = _drop_poses(rng, g_specs, x_in, (GRASP_ZONE_Y[0] + 0.05, GRASP_ZONE_Y[1] - 0.05))
+    objs = _drop_poses(
+        rng,
+        g_specs,
+        (WORKSPACE_X[0] + 0.03, WORKSPACE_X[1] - 0.03),
+        (GRASP_ZONE_Y[0] + 0.03, GRASP_ZONE_Y[1] - 0.02),
+    )
     objs += _upright_layout(rng, N_PP_PLACE_OBJECTS, pool, {s.name for s in g_specs}, x_place, PLACE_ZONE_Y)
     return Scene(task, split, int(seed), objs)
 
@@ -406,7 +411,9 @@ def make_case(world: Any, task: str, split: str, seed: int) -> Scene:
     rng = np.random.default_rng([int(seed), 7, TASKS.index(task)])
     if task == "grasp":
         want = split if any(objlib.get(n).split == split for n in names) else None
-        instr = ins.grasp_instruction(rng, names, split=want)
+        # novel-word cases name the object (its name is the word never seen in training)
+        kind = "name" if split == "novel_word" else None
+        instr = ins.grasp_instruction(rng, names, split=want, kind=kind)
     else:
         if task == "place":
             held, refs = scene.held, names
