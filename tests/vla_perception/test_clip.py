@@ -13,9 +13,12 @@ import torch
 
 from vla_perception.clip_features import COMPACT_DIR, ClipFeatureExtractor
 
-# Measured on 10 held-out scenes (seed 777, never used in training): see MODEL_CARD.md. The floor is
-# set below the measured value to leave room for platform-dependent rendering; chance is 1/46.
-SEEN_NAME_FLOOR = 0.5
+# Measured on the held-out seen renders below (6 scenes, seed 777, never used in training; see
+# MODEL_CARD.md for the 30-scene numbers): in-view phrase ranking 0.83 (chance 0.23), best patch on
+# the named object 0.64 (chance 0.015). A second seed (778) gave 0.65 / 0.61, so the floors leave
+# room for renderer differences across platforms while staying far above chance.
+IN_VIEW_FLOOR = 0.6
+BEST_PATCH_FLOOR = 0.4
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +109,16 @@ def test_bad_config_json(tmp_path):
         ClipFeatureExtractor(str(d))
 
 
-@pytest.mark.slow
 def test_compact_ranks_the_right_object_first_on_held_out_seen_renders():
-    """Pooled zoomed renders of seen objects (fresh scenes, seed never used in training)."""
+    """Fresh scenes of seen objects (seed never used in training), TinyRenderer.
+
+    For each object in view, the mean patch feature over the object (what fusion gives its 3D points)
+    must rank that object's phrase "the {name}" first among the phrases of the objects in view, and
+    the single best patch for the phrase must lie on the object.
+    """
     from vla_perception.train_clip import evaluate
 
-    m = evaluate(COMPACT_DIR, "seen", n_scenes=6, seed=777, renderer="tiny", dense=False)
-    assert m["n_crops"] >= 12
-    assert m["pooled_name_acc_64way"] >= SEEN_NAME_FLOOR, m
+    m = evaluate(COMPACT_DIR, "seen", n_scenes=6, seed=777, renderer="tiny")
+    assert m["n_dense_queries"] >= 30
+    assert m["mask_pooled_name_acc_in_scene"] >= IN_VIEW_FLOOR > 2 * m["mask_pooled_chance_in_scene"], m
+    assert m["dense_best_patch_on_target"] >= BEST_PATCH_FLOOR > 10 * m["dense_chance_by_area"], m

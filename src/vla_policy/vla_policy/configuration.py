@@ -42,6 +42,9 @@ class PolicyConfig:
     Args:
         variant: name of the variant this config was built from (informational).
         feature_dim: width Dc of the CLIP point and text features (set from the data / extractor).
+        use_rgb: also feed each point's colour (the fused cloud's rgb, scaled to [0, 1]) to the
+            visual-position MLP. An addition to the paper: with a weak compact CLIP, colour is the
+            most reliable cue for colour words.
         d_model: model width D.
         num_heads: attention heads H.
         num_layers: encoder layers L (self-attention over the semantic cloud + FFN).
@@ -72,6 +75,7 @@ class PolicyConfig:
     variant: str = "SR"
     # I/O
     feature_dim: int = 256
+    use_rgb: bool = True
     # architecture
     d_model: int = 128
     num_heads: int = 4

@@ -41,6 +41,7 @@ from vla_policy.model import (
     FEATURES,
     LABEL,
     POINT_MASK,
+    RGB,
     TARGET_XYZ,
     TEXT,
     TEXT_MASK,
@@ -203,6 +204,7 @@ def collate(samples: list[dict[str, Any]], num_points: int, max_candidates: int,
     out = {
         XYZ: torch.zeros(b, num_points, 3),
         FEATURES: torch.zeros(b, num_points, d),
+        RGB: torch.zeros(b, num_points, 3),
         POINT_MASK: torch.zeros(b, num_points, dtype=torch.bool),
         TEXT: torch.zeros(b, t_max, d),
         TEXT_MASK: torch.zeros(b, t_max, dtype=torch.bool),
@@ -221,6 +223,8 @@ def collate(samples: list[dict[str, Any]], num_points: int, max_candidates: int,
         n = len(idx)
         out[XYZ][j, :n] = torch.from_numpy(xyz[idx].astype(np.float32))
         out[FEATURES][j, :n] = torch.from_numpy(s["features"][idx].astype(np.float32))
+        if s.get("rgb") is not None:
+            out[RGB][j, :n] = torch.from_numpy(np.asarray(s["rgb"])[idx].astype(np.float32) / 255.0)
         out[POINT_MASK][j, :n] = True
         t = texts[j]
         out[TEXT][j, : len(t)] = torch.from_numpy(np.asarray(t, dtype=np.float32))

@@ -4,8 +4,8 @@
 Pipeline for one decision (shapes per sample; B batch, N points, T text tokens, C candidates,
 K = ``num_keep`` points in the semantic mask, Dc CLIP width, D model width):
 
-1. Visual-position tokens: ``v_n = MLP([f_n, s * (p_n - mean(p))])`` from the fused CLIP point
-   features ``f`` (N, Dc) and positions ``p`` (N, 3) -> (N, D).
+1. Visual-position tokens: ``v_n = MLP([f_n, s * (p_n - mean(p)), rgb_n])`` from the fused CLIP
+   point features ``f`` (N, Dc), positions ``p`` (N, 3) and (``use_rgb``) colours -> (N, D).
 2. 1-Align (language -> vision, "coarse semantic localisation"): the instruction tokens, projected
    to D, are the queries and the visual tokens the keys: per point and token
    ``r_tn = q_t . k_n / sqrt(D)``; relevance ``r_n`` = mean over valid tokens, plus
@@ -49,6 +49,7 @@ from vla_policy.configuration import PolicyConfig
 # batch keys (shapes per batch)
 XYZ = "xyz"  # (B, N, 3) float, metres, world frame
 FEATURES = "features"  # (B, N, Dc) float
+RGB = "rgb"  # (B, N, 3) float in [0, 1] (used when cfg.use_rgb)
 POINT_MASK = "point_mask"  # (B, N) bool, True = real point
 TEXT = "text"  # (B, T, Dc) float, CLIP text tokens (token 0 = pooled sentence embedding)
 TEXT_MASK = "text_mask"  # (B, T) bool, True = real token
@@ -137,7 +138,7 @@ class PolicyModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.vis_mlp = _mlp([cfg.feature_dim + 3, d, d])
+        self.vis_mlp = _mlp([cfg.feature_dim + 3 + (3 if cfg.use_rgb else 0), d, d])
         self.vis_norm = nn.LayerNorm(d)
         if cfg.two_stage:
             self.text_q = nn.Linear(cfg.feature_dim, d)
@@ -193,7 +194,10 @@ class PolicyModel(nn.Module):
         w = pmask.float()[..., None]
         center = (xyz * w).sum(1, keepdim=True) / w.sum(1, keepdim=True)  # (B, 1, 3)
         rel = (xyz - center) * cfg.pos_scale  # (B, N, 3)
-        vis = self.vis_norm(self.vis_mlp(torch.cat([feats, rel], dim=-1)))  # (B, N, D)
+        parts = [feats, rel]
+        if cfg.use_rgb:
+            parts.append(batch[RGB] if RGB in batch else torch.zeros_like(rel))
+        vis = self.vis_norm(self.vis_mlp(torch.cat(parts, dim=-1)))  # (B, N, D)
         out: dict[str, torch.Tensor] = {}
         if cfg.two_stage:
             text, tmask = batch[TEXT], batch[TEXT_MASK]

@@ -225,7 +225,9 @@ class Policy:
         rng = np.random.default_rng(self.seed)
         idx = select_points(xyz, self.cfg.num_points, rng)
         dummy = np.eye(4, dtype=np.float32)[None] if len(cands) == 0 else cands
+        rgb = getattr(cloud, "rgb", None)
         sample = {"xyz": xyz[idx], "features": feats[idx], "text": text_features,
+                  "rgb": None if rgb is None else np.asarray(rgb)[idx],
                   "candidates": dummy, "label": 0, "target_pose": np.eye(4)}
         batch = collate([sample], self.cfg.num_points, self.cfg.max_candidates)
         out = self.model(batch)

@@ -81,8 +81,8 @@ class _Task:
 
 
 class _Cloud:
-    def __init__(self, xyz: np.ndarray, features: np.ndarray) -> None:
-        self.xyz, self.features = xyz, features
+    def __init__(self, xyz: np.ndarray, features: np.ndarray, rgb: np.ndarray | None) -> None:
+        self.xyz, self.features, self.rgb = xyz, features, rgb
 
 
 class PolicyNode(Node):
@@ -216,11 +216,12 @@ class PolicyNode(Node):
         kind, text = task.stages[task.stage]
         try:
             self._load()
-            xyz, _, feats = pointcloud2_to_numpy(msg)
+            xyz, rgb, feats = pointcloud2_to_numpy(msg)
             if feats is None:
                 raise ValueError("the feature cloud has no f0.. feature channels")
             ok = np.isfinite(xyz).all(1)
-            decision = self._policy.decide(_Cloud(xyz[ok], feats[ok]), text, self._encoder, kind=kind,
+            cloud = _Cloud(xyz[ok], feats[ok], None if rgb is None else rgb[ok])
+            decision = self._policy.decide(cloud, text, self._encoder, kind=kind,
                                            exclude=task.exclude)
         except Exception as exc:  # noqa: BLE001 - any failure ends the task with a clear status
             self._end(False, f"policy could not decide: {exc}")
