@@ -3,9 +3,14 @@
 
 Episodes use seeds far from the collected ones (collection used 0..399), rendered and fused exactly
 as at collection time; the expert's grasp is the reference. A pick counts when it is the expert's
-labelled candidate or lies within 2 cm and 15 deg of the expert's grasp. The floor is below the
-rate measured at shipping time (README in the checkpoint directory), leaving room for sampling
-noise on this small test set.
+labelled candidate or lies within 2 cm and 15 deg of the expert's grasp.
+
+Measured at shipping time (checkpoints/SR/README.md): 0 of the 8 decisions these 12 seeds give,
+2 of 18 (11 %) on 30 held-out grasp episodes (seeds 900000-900029) - chance level, because the
+compact CLIP's features barely ground the instructions (zero-shot top-1 2.5 % vs 1.7 % chance on
+our data) and only 386 demonstrations were collected. FLOOR is the modest above-chance rate a
+useful checkpoint must reach; the test is marked xfail (not strict) until one is shipped, so it
+runs, reports the real rate, and turns XPASS when a better checkpoint lands.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from vla_policy.policy import CHECKPOINT_DIR
 
 SR_DIR = CHECKPOINT_DIR / "SR"
 SEEDS = range(900_000, 900_012)
-FLOOR = 0.0
+FLOOR = 0.10
 
 pytestmark = pytest.mark.skipif(not (SR_DIR / "config.json").exists(), reason="no shipped SR checkpoint")
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="shipped SR checkpoint measured at chance level (see README)")
 def test_shipped_sr_picks_expert_grasp_on_heldout_scenes():
     import torch
 

@@ -98,10 +98,13 @@ def config_dir() -> Path:
 
 
 def _sim_graph(robot: str) -> list[NodeSpec]:
+    core = _core_nodes(robot)
+    for node in core:  # the sim bridge publishes /clock: everyone else runs on simulated time
+        node.parameters["use_sim_time"] = True
     return [
         NodeSpec("vla_sim", "sim_bridge_node", "sim_bridge", ["sim_bridge.yaml"],
                  {"robot": robot}, module="vla_sim.bridge_node"),
-        *_core_nodes(robot),
+        *core,
     ]
 
 

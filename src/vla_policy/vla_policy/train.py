@@ -19,7 +19,9 @@ validation scenes are never trained on. Written under ``--out``:
 
 After training, the target-not-found threshold is calibrated on the validation split (true
 instruction vs an instruction naming an object absent from the scene; balanced accuracy) and
-stored in ``best/config.json`` (``meta.presence_threshold``).
+stored in ``best/config.json`` (``meta.presence_threshold``); when the calibration's balanced accuracy
+is below ``MIN_PRESENCE_BALANCED_ACC`` the threshold stays None (an unreliable detector would
+refuse real targets) and the reason is recorded.
 
 Distributed: when ``WORLD_SIZE`` is set (torchrun), the process group is initialised (``nccl`` on
 CUDA, else ``gloo``), each rank trains on its shard of every batch and the model is wrapped in DDP;
@@ -45,6 +47,7 @@ from vla_policy.model import PolicyModel
 from vla_policy.policy import Policy
 
 logger = logging.getLogger(__name__)
+MIN_PRESENCE_BALANCED_ACC = 0.75  # below this the target-not-found threshold is not enabled
 
 
 def split_by_episode(samples: list[dict[str, Any]], val_frac: float, seed: int = 0):
@@ -148,6 +151,13 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
         bacc = 0.5 * ((pos_a >= t).mean() + (neg_a < t).mean())
         if bacc > best_bacc:
             best_t, best_bacc = float(t), float(bacc)
+    stats = {"presence_balanced_acc": best_bacc, "presence_best_threshold": best_t,
+             "presence_pos_median": float(np.median(pos_a)), "presence_neg_median": float(np.median(neg_a)),
+             "presence_n": len(pos_a)}
+    if best_bacc < MIN_PRESENCE_BALANCED_ACC:  # an unreliable detector would refuse real targets
+        return {"presence_threshold": None, **stats,
+                "calibration": f"target-not-found disabled: balanced accuracy {best_bacc:.2f} "
+                               f"< {MIN_PRESENCE_BALANCED_ACC}"}
     return {"presence_threshold": best_t, "presence_balanced_acc": best_bacc,
             "presence_pos_median": float(np.median(pos_a)), "presence_neg_median": float(np.median(neg_a)),
             "presence_n": len(pos_a)}
