@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from vla_common.ros_env import localhost_env
 
 # Applied at import (before any test module can call rclpy.init), not only in a fixture.

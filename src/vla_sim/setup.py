@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """ament_python setup for vla_sim (colcon build); pip users install the top-level pyproject.toml."""
 
 import os

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+
 from vla_common.config import ConfigError, Field, load_node_params, load_yaml, validate
 
 

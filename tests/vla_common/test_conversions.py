@@ -13,6 +13,7 @@ conv = pytest.importorskip("vla_common.conversions")
 from builtin_interfaces.msg import Time  # noqa: E402
 from geometry_msgs.msg import Pose  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2, PointField  # noqa: E402
+
 from vla_common.camera import CameraIntrinsics  # noqa: E402
 from vla_common.transforms import look_at, pose_to_matrix  # noqa: E402
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from vla_common.cli import COMMANDS, main
 
 from vla_common import graph as g
+from vla_common.cli import COMMANDS, main
 
 REPO = Path(__file__).resolve().parents[2]
 

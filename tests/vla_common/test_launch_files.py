@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
 from vla_common.graph import graph
 
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / "launch"
@@ -28,9 +29,8 @@ def test_launch_file_imports_without_launch_package(name):
 def test_launch_description_has_graph_nodes(name, graph_name):
     pytest.importorskip("launch")
     pytest.importorskip("launch_ros")
-    from launch.actions import OpaqueFunction
-
     from launch import LaunchContext
+    from launch.actions import OpaqueFunction
 
     ld = _load(name).generate_launch_description()
     context = LaunchContext()

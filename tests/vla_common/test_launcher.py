@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from vc_procs import LineReader
-from vla_common.launcher import Launcher, node_command
 
 from vla_common import graph as g
+from vla_common.launcher import Launcher, node_command
 
 pytest.importorskip("rclpy")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from vc_procs import LineReader, stop, udp_sockets
+
 from vla_common.ros_env import localhost_env
 
 pytest.importorskip("rclpy")

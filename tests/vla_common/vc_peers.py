@@ -19,10 +19,10 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, PointCloud2
-from vla_common.qos import RELIABLE_QOS
-from vla_common.transforms import pose_to_matrix
 
 from vla_common import conversions as conv
+from vla_common.qos import RELIABLE_QOS
+from vla_common.transforms import pose_to_matrix
 
 N_POINTS, N_FEATURES = 20_000, 256
 

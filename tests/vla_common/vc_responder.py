@@ -9,6 +9,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
+
 from vla_common.qos import RELIABLE_QOS
 from vla_common.status import make_status
 

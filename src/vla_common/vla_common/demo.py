@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                       case_file=args.case_file, case_index=args.case_index, timeout_s=args.timeout_s,
                       save=args.save, quiet_nodes=args.quiet_nodes)
     print(f"\n[demo] instruction: {result.instruction!r}")
-    print(f"[demo] scene objects: {', '.join(result.scene_objects) or '?'}")
+    if result.scene_objects:
+        print(f"[demo] scene objects: {', '.join(result.scene_objects)}")
     print(f"[demo] outcome: {result.outcome} ({result.detail})")
     print(f"[demo] objects lifted (simulator's view): {', '.join(result.lifted) or 'none'}")
     print(f"[demo] wall time {result.wall_s:.1f} s; pictures and summary in {args.save}/")

@@ -43,9 +43,8 @@ def _nodes_for(context: Any, graph_name: str) -> list[Any]:
 
 def launch_description(graph_name: str, local_default: bool) -> Any:
     """LaunchDescription of graph ``graph_name`` with arguments ``robot`` and ``local``."""
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
-
     from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
     return LaunchDescription([
         DeclareLaunchArgument("robot", default_value="ur5", choices=list(ROBOTS),
