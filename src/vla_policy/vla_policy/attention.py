@@ -45,21 +45,12 @@ Variants (``make_attention(name, dim, num_heads, **kw)``):
     grows as N^2.
 ``mgfa``
     Memory-gated filtering attention (000, Ren & Shi 2025; only the summary is available, so the
-    design is ours). Each query attends to ``k_keep + M`` tokens instead of ``Nk``:
-
-    1. a learned gate ``g_j = sigmoid(w^T LN(k_j) + b)`` scores every key (O(Nk D));
-    2. filtering: the ``k_keep`` keys with the highest gate are kept (top-k, O(Nk log k)); their
-       values are scaled by ``g_j`` so the gate receives gradient;
-    3. memory: ``M`` learned summary slots pool *all* valid keys with a linear-cost attention,
-       ``P = softmax_j(m_i^T K_j / sqrt(d_h) + log g_j)``, memory keys ``P K`` and values ``P V``
-       (O(M Nk D));
-    4. each query runs softmax attention (SDPA) over the ``k_keep + M`` tokens
-       (O(Nq (k_keep + M) D)).
-
-    Total cost O((Nq + Nk)(k_keep + M) D) time and O(B H Nq (k_keep + M)) memory: linear in N for
-    fixed ``k_keep`` and ``M``; no (B, H, N, N) tensor is ever built. With ``need_weights`` the
-    weights over the original keys are recovered exactly: top-k weights are scattered back and each
-    memory slot's weight is spread over the keys by its pooling weights ``P``.
+    design is ours; formulas and complexity in ``MemoryGatedFilteringAttention``). A rank-(1 + M)
+    gate/pooling projection runs on every key; the ``k_keep`` keys with the highest gate get full
+    multi-head attention among themselves plus ``M`` memory tokens (learned tokens plus a
+    gate-biased pooled summary of all keys); every other query attends to the memory tokens only,
+    through a folded rank-(H M) projection. Per-token cost O(N D (1 + 2M + H M)), dense cost
+    independent of N; no (B, H, N, N) or (B, H, N, Dh) tensor is built.
 """
 
 from __future__ import annotations
@@ -330,11 +321,55 @@ class DSSAttention(AttentionBase):
 
 
 class MemoryGatedFilteringAttention(AttentionBase):
-    """Memory-gated filtering attention: gated top-k keys + M pooled memory slots (linear in N).
+    """Memory-gated filtering attention (MGFA): gate -> top-k full attention + M memory tokens.
 
-    See the module docstring for the design and its complexity. Extra args:
-        k_keep: number of keys each query sees directly (top-k by the learned gate).
-        num_memory: number M of learned summary slots pooling all keys.
+    Paper 000 (Ren & Shi 2025) reports only the idea (a memory-gated filter in front of attention,
+    -72 % GPU memory, 10x faster training); the formulas below are our design. The principle: the
+    work done for *every* token is a few rank-``r`` projections (r = 1 + M and H M, both << D); full
+    multi-head attention with full Q/K/V projections runs only on ``k = k_keep`` selected tokens.
+
+    Notation: keys ``x_j = k[:, j]`` (B, Nk, D), queries ``q_i``, ``W_q, W_k, W_v, W_o`` and biases
+    the usual projections (per head ``h``: ``W_q^h`` (Dh, D), ``W_o^h`` (D, Dh)), ``M`` learned memory
+    tokens ``e_m`` (D,).
+
+    1. Gate (per key, rank 1): ``gamma_j = w_g^T x_j + b_g``, ``g_j = sigmoid(gamma_j)``.
+    2. Filter: ``S`` = the ``k`` valid keys with the largest ``gamma_j`` (top-k on the detached
+       gate; padded keys rank last). In self-attention (``q is k``) the same ``k`` tokens are the
+       *kept queries* ``S_q``; otherwise ``S_q`` is the top-k of the gate applied to the queries
+       (all queries when ``Nq <= k``).
+    3. Memory (per key, rank M): pooling weights over the valid keys
+       ``P_jm = softmax_j(u_m^T x_j + c_m + log g_j)`` (masked keys get exactly 0); memory token
+       ``m`` has key ``K_m = W_k (e_m + sum_j P_jm k_j) + b_k`` and value
+       ``V_m = W_v (e_m + sum_j P_jm v_j) + b_v``: a linear-cost summary of *all* keys, biased
+       towards open gates (the gate's first gradient path).
+    4. Kept queries ``i in S_q``: exact multi-head softmax attention (SDPA) over the ``k + M``
+       tokens ``[K_S ; K_mem]`` with values ``[g_S * V_S ; V_mem]`` (the gate scales the kept values:
+       its second gradient path), then ``W_o``.
+    5. Every other query: exact multi-head softmax attention over the ``M`` memory tokens only, but
+       computed in folded form so no (B, N, D) Q projection or (B, H, N, Dh) head tensor is built:
+       ``r_ihm = softmax_m(q_i^T A_hm + c_hm)`` with ``A_hm = W_q^h^T K_m^h / sqrt(Dh)`` (D,) and
+       ``c_hm = b_q^h . K_m^h / sqrt(Dh)``; output ``y_i = sum_{h,m} r_ihm (W_o^h V_m^h) + b_o``.
+       This is identical to ``W_o concat_h softmax(Q^h K_mem^h^T / sqrt(Dh)) V_mem^h + b_o``.
+
+    Cost per forward (B = 1): per-token work O(N D (1 + 2M + H M)) for the gate/pool logits, the
+    pooled sums and the folded memory read (H M = 64 columns for the defaults, vs 4 D = 1024 for
+    the Q/K/V/O projections of MHSA), plus O(N log k) for top-k; the dense part is
+    O(k D^2 + H k (k + M) Dh), independent of N. Memory: the (B, N, D) output plus (B, N, 1 + M)
+    and (B, N, H M) logit/softmax tensors; nothing of size (B, H, N, N), (B, H, N, Dh) or
+    (B, Nq, Nk) is built (except the explicit (B, Nq, Nk) weights when ``need_weights``). MHSA is
+    O(N^2 D) time and, even with a fused kernel, keeps Q, K, V, the head output and the merged
+    output (5 x (B, N, D)) for the backward.
+
+    ``need_weights`` returns the head-averaged weights over the original keys: kept-key weights
+    are scattered back to their key, each memory token's weight is spread over the keys by ``P``
+    (the ``e_m`` part of a memory token is not attributable to any key and is spread the same way).
+
+    Args:
+        dim: model width D.
+        num_heads: heads H.
+        dropout: dropout on the output.
+        k_keep: number k of tokens that get full attention (kept keys and kept queries).
+        num_memory: number M of memory tokens.
     """
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, k_keep: int = 64, num_memory: int = 8):
@@ -343,66 +378,119 @@ class MemoryGatedFilteringAttention(AttentionBase):
             raise ValueError(f"mgfa needs k_keep >= 1 and num_memory >= 1, got {k_keep}, {num_memory}")
         self.k_keep = k_keep
         self.num_memory = num_memory
-        self.gate_norm = nn.LayerNorm(dim)
-        self.gate = nn.Linear(dim, 1)
+        # column 0: gate logit gamma; columns 1..M: pooling logits (rank 1 + M per token)
+        self.gate = nn.Linear(dim, 1 + num_memory)
         nn.init.normal_(self.gate.weight, std=0.02)
-        nn.init.constant_(self.gate.bias, 2.0)  # gates start open (sigmoid(2) = 0.88)
-        self.memory = nn.Parameter(torch.randn(num_heads, num_memory, self.head_dim) * self.head_dim**-0.5)
-        self.last_gate: torch.Tensor | None = None
+        with torch.no_grad():
+            self.gate.bias.zero_()
+            self.gate.bias[0] = 2.0  # gates start open (sigmoid(2) = 0.88)
+        self.memory = nn.Parameter(torch.randn(num_memory, dim) * 0.5)  # e_m (M, D)
+        self.last_gate: torch.Tensor | None = None  # (B, Nk) gate values of the last call
+        self.last_kept: torch.Tensor | None = None  # (B, k) kept key indices of the last call
+
+    def _gate_logit(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.gate.weight[:1], self.gate.bias[:1]).squeeze(-1)  # (B, N)
+
+    def _kept_queries(self, q, k, idx: torch.Tensor) -> torch.Tensor:
+        """(B, kq) indices of the queries that get full attention."""
+        b, nq, _ = q.shape
+        if q is k:
+            return idx
+        if nq <= self.k_keep:
+            return torch.arange(nq, device=q.device).expand(b, nq)
+        return self._gate_logit(q).detach().topk(self.k_keep, dim=1).indices
+
+    def _memory_read(self, q: torch.Tensor, mem_k: torch.Tensor, mem_v: torch.Tensor) -> tuple:
+        """Folded attention of every query over the M memory tokens.
+
+        Returns ``r`` (B, Nq, H, M) the per-head softmax weights and ``y_mem`` (B, H M, D) the memory
+        values already mapped through ``W_o`` (so ``y = r y_mem + b_o``).
+        """
+        b, nq, _ = q.shape
+        h, dh, m = self.num_heads, self.head_dim, self.num_memory
+        kmh = self._split(mem_k)  # (B, H, M, Dh)
+        scale = dh**-0.5
+        wq = self.q_proj.weight.view(h, dh, self.dim)  # (H, Dh, D)
+        a_mat = torch.einsum("bhmd,hdc->bchm", kmh, wq).reshape(b, self.dim, h * m) * scale  # (B, D, HM)
+        c = torch.einsum("bhmd,hd->bhm", kmh, self.q_proj.bias.view(h, dh)).reshape(b, 1, h * m) * scale
+        r = torch.baddbmm(c, q, a_mat).view(b, nq, h, m).softmax(-1)  # (B, Nq, H, M)
+        wo = self.out_proj.weight.view(self.dim, h, dh)  # (D, H, Dh)
+        y_mem = torch.einsum("bhmd,chd->bhmc", self._split(mem_v), wo).reshape(b, h * m, self.dim)
+        return r, y_mem
 
     def forward(self, q, k, v, key_padding_mask=None, q_pos=None, k_pos=None, need_weights=False):
-        """Attend; see the module docstring for shapes and mask convention."""
+        """Attend; see the class docstring for the formulas and the module docstring for shapes."""
         self._check(q, k, v, key_padding_mask)
-        b, nk, _ = k.shape
-        qh, kh, vh = self._project(q, k, v)  # (B, H, N, Dh)
-        gate_logit = self.gate(self.gate_norm(k)).squeeze(-1)  # (B, Nk)
-        g = torch.sigmoid(gate_logit)
-        self.last_gate = g.detach()
+        b, nq, d = q.shape
+        nk = k.shape[1]
+        h, m = self.num_heads, self.num_memory
         empty = self._empty(key_padding_mask)
         kpm = key_padding_mask
-        if kpm is not None and empty is not None:
+        if kpm is not None and empty is not None:  # keep softmax finite; such rows are zeroed after
             kpm = kpm & ~empty[:, None]
-        # 1-2. filtering: top-k keys by gate (masked keys last)
+        # 1. gate and pooling logits: the only projection applied to every key
+        z = self.gate(k)  # (B, Nk, 1 + M)
+        gamma = z[..., 0]  # (B, Nk)
+        log_g = F.logsigmoid(gamma)
+        self.last_gate = log_g.detach().exp()
+        # 2. filter: top-k valid keys by gate
         kk = min(self.k_keep, nk)
-        rank = gate_logit.detach() if kpm is None else gate_logit.detach().masked_fill(kpm, float("-inf"))
+        rank = gamma.detach() if kpm is None else gamma.detach().masked_fill(kpm, float("-inf"))
         idx = rank.topk(kk, dim=1).indices  # (B, k)
-        idx_h = idx[:, None, :, None].expand(b, self.num_heads, kk, self.head_dim)
-        k_sel = kh.gather(2, idx_h)  # (B, H, k, Dh)
-        g_sel = g.gather(1, idx)  # (B, k)
-        v_sel = vh.gather(2, idx_h) * g_sel[:, None, :, None]
-        sel_masked = None if kpm is None else kpm.gather(1, idx)  # (B, k)
-        # 3. memory: M slots pool all valid keys, linear in Nk
-        p = torch.einsum("hmd,bhnd->bhmn", self.memory, kh) / math.sqrt(self.head_dim)  # (B, H, M, Nk)
-        p = p + torch.log(g.clamp(min=1e-6))[:, None, None, :]
+        self.last_kept = idx
+        # 3. memory tokens: gate-biased pooled summaries of all valid keys, linear in Nk
+        pl = z[..., 1:] + log_g[..., None]  # (B, Nk, M)
         if kpm is not None:
-            p = p.masked_fill(kpm[:, None, None, :], float("-inf"))
-        p = p.softmax(-1)
-        k_mem = p @ kh  # (B, H, M, Dh)
-        v_mem = p @ vh
-        # 4. queries attend to k + M tokens
-        k_all = torch.cat([k_sel, k_mem], dim=2)  # (B, H, k+M, Dh)
-        v_all = torch.cat([v_sel, v_mem], dim=2)
+            pl = pl.masked_fill(kpm[..., None], float("-inf"))
+        p_t = pl.softmax(1).transpose(1, 2)  # (B, M, Nk), rows sum to 1 over valid keys
+        pooled_k = p_t @ k  # (B, M, D)
+        pooled_v = pooled_k if v is k else p_t @ v
+        mem_k = self.k_proj(pooled_k + self.memory)  # (B, M, D)
+        mem_v = self.v_proj(pooled_v + self.memory)
+        # 4. kept queries: full attention over kept keys (gate-scaled values) + memory tokens
+        g_sel = log_g.gather(1, idx).exp()  # (B, k)
+        ix = idx[..., None].expand(b, kk, d)
+        k_sel = self.k_proj(k.gather(1, ix))  # (B, k, D)
+        v_sel = self.v_proj(v.gather(1, ix)) * g_sel[..., None]
+        keys = self._split(torch.cat([k_sel, mem_k], 1))  # (B, H, k + M, Dh)
+        vals = self._split(torch.cat([v_sel, mem_v], 1))
+        qidx = self._kept_queries(q, k, idx)  # (B, kq)
+        kq = qidx.shape[1]
+        qh = self._split(self.q_proj(q.gather(1, qidx[..., None].expand(b, kq, d))))  # (B, H, kq, Dh)
         mask = None
-        if sel_masked is not None:
-            keep = torch.cat([~sel_masked, sel_masked.new_ones(b, self.num_memory)], dim=1)  # (B, k+M)
+        if kpm is not None:  # only when fewer than k valid keys can a padded key be selected
+            keep = torch.cat([~kpm.gather(1, idx), kpm.new_ones(b, m)], 1)  # (B, k + M)
             mask = keep[:, None, None, :]
-        weights = None
+        a = None
         if need_weights:
-            s = qh @ k_all.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, Nq, k+M)
+            s = qh @ keys.transpose(-2, -1) * self.head_dim**-0.5  # (B, H, kq, k + M)
             if mask is not None:
                 s = s.masked_fill(~mask, float("-inf"))
             a = s.softmax(-1)
-            o = a @ v_all
-            w_sel, w_mem = a[..., :kk], a[..., kk:]
-            full = w_mem @ p  # (B, H, Nq, Nk): memory weight spread by pooling weights
-            idx4 = idx[:, None, None, :].expand(-1, self.num_heads, q.shape[1], -1)  # (B, H, Nq, k)
-            full = full.scatter_add(3, idx4, w_sel)
-            weights = full.mean(1)
+            o_sel = a @ vals
+        else:
+            o_sel = F.scaled_dot_product_attention(qh, keys, vals, attn_mask=mask)
+        y_sel = self.out_proj(self._merge(o_sel))  # (B, kq, D)
+        # 5. all other queries: folded attention over the memory tokens only
+        r, y_mem = self._memory_read(q, mem_k, mem_v)  # (B, Nq, H, M), (B, HM, D)
+        kept_q = torch.zeros(b, nq, dtype=torch.bool, device=q.device).scatter_(1, qidx, True)
+        r = r.masked_fill(kept_q[..., None, None], 0.0)
+        out = torch.baddbmm(self.out_proj.bias.view(1, 1, d), r.reshape(b, nq, h * m), y_mem)  # (B, Nq, D)
+        bi = torch.arange(b, device=q.device)[:, None].expand(b, kq)
+        # in place, accumulate: the backward passes the output gradient through without a copy
+        out = out.index_put_((bi, qidx), y_sel - self.out_proj.bias, accumulate=True)
+        out = self.dropout(out)
+        if empty is not None:
+            out = out.masked_fill(empty[:, None, None], 0.0)
+        weights = None
+        if need_weights:
+            weights = r.mean(2) @ p_t  # (B, Nq, Nk): memory-only queries
+            w_sel = a[..., :kk].mean(1)  # (B, kq, k)
+            w_kept = (a[..., kk:].mean(1) @ p_t).scatter_add(2, idx[:, None, :].expand(b, kq, kk), w_sel)
+            weights = weights.index_put((bi, qidx), w_kept, accumulate=True)
             if empty is not None:
                 weights = weights.masked_fill(empty[:, None, None], 0.0)
-        else:
-            o = F.scaled_dot_product_attention(qh, k_all, v_all, attn_mask=mask)
-        return self._finish(o, empty), weights
+        return out, weights
 
 
 def make_attention(name: str, dim: int, num_heads: int, dropout: float = 0.0, **kwargs) -> AttentionBase:

@@ -32,6 +32,7 @@ BATCH, WIDTH, HEADS = 8, 256, 8
 TOKENS = (1024, 2048, 4096)
 ATTNS = ("softmax", "relu", "dssa", "mgfa")
 MEM_BUDGET_GB = 5.0
+MGFA_KW = {"k_keep": 128, "num_memory": 8}
 # fp32 (B, H, N, N) tensors alive at the peak of a step (forward kept for backward + gradients)
 _QUADRATIC_TENSORS = {"relu": 4, "dssa": 10}
 
@@ -42,28 +43,34 @@ def _rss_mb() -> float:
 
 
 def _one(attn: str, n: int, repeats: int) -> dict[str, Any]:
-    """Run in a subprocess: time and peak memory of one attention type at n tokens."""
+    """Run in a subprocess: time and peak memory of one attention type at n tokens.
+
+    What is measured (identical for every type): one self-attention call
+    ``out, _ = attn(x, x, x, q_pos=pos, k_pos=pos)`` of the full attention block (its Q/K/V/output
+    projections included) on ``x`` (B, N, D) that requires grad, then ``out.backward(grad_out)``
+    (gradients for ``x`` and every parameter). No LayerNorm, loss or optimizer around it. ``x``,
+    ``pos``, ``grad_out`` and the module exist before the baseline RSS is read, so the delta is
+    what the forward + backward itself allocates (activations, saved tensors, gradients).
+    """
     import torch
 
     from vla_policy.attention import make_attention
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    layer = torch.nn.ModuleDict({"norm": torch.nn.LayerNorm(WIDTH),
-                                 "attn": make_attention(attn, WIDTH, HEADS, k_keep=64, num_memory=8)})
-    opt = torch.optim.Adam(layer.parameters(), lr=1e-4)
-    x = torch.randn(BATCH, n, WIDTH)
+    module = make_attention(attn, WIDTH, HEADS, **MGFA_KW)
+    x = torch.randn(BATCH, n, WIDTH, requires_grad=True)
     pos = torch.rand(BATCH, n, 3) * 0.5
+    grad_out = torch.randn(BATCH, n, WIDTH) / n
     base = _rss_mb()
 
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        h = layer["norm"](x)
-        out, _ = layer["attn"](h, h, h, q_pos=pos, k_pos=pos)
-        (x + out).square().mean().backward()
-        opt.step()
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        out, _ = module(x, x, x, q_pos=pos, k_pos=pos)
+        out.backward(grad_out)
 
-    step()  # warm-up
+    step()  # warm-up (its peak counts too: same computation)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -71,7 +78,12 @@ def _one(attn: str, n: int, repeats: int) -> dict[str, Any]:
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"attention": attn, "tokens": n, "step_s": float(np.median(times)), "step_s_all": times,
-            "peak_rss_delta_mb": peak - base}
+            "peak_rss_delta_mb": peak - base, "activation_mb_per_bnd": peak_units(peak - base, n)}
+
+
+def peak_units(mb: float, n: int) -> float:
+    """Peak memory in units of one fp32 (B, N, D) tensor (how many token-sized tensors are alive)."""
+    return mb * 2**20 / (BATCH * n * WIDTH * 4)
 
 
 def _estimate_gb(attn: str, n: int) -> float:

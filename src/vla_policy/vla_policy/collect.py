@@ -30,7 +30,8 @@ Samples are written as compressed shards (format: ``vla_policy.data``); the run 
 (episodes already in complete shards are skipped); ``--workers`` processes collect disjoint
 episodes; a progress bar counts episodes. No simulator state reaches the model: the stored inputs
 are the cloud, its features, the candidates and the instruction text; object names are training
-metadata only (negative instructions for the presence calibration).
+metadata only (negative instructions for the presence calibration; ``object_aabbs``, each object's
+world AABB at decision time, lets evaluation check whether a chosen grasp lies on the target).
 """
 
 from __future__ import annotations
@@ -206,7 +207,9 @@ def run_episode(world, clip, task: str, seed: int, steps: int, key_steps: bool, 
                     "target": instr.target if task == "grasp" else instr.region.reference,
                     "scene_objects": names, "n_candidates": int(len(cands)), "label_dist_m": lab[1],
                     "label_angle_deg": lab[2], "points": int(len(cloud.xyz)),
-                    "cameras": [f.name for f in frames]}
+                    "cameras": [f.name for f in frames],
+                    "object_aabbs": {n: [np.round(a, 4).tolist() for a in world.object_aabb(n)]
+                                     for n in names}}
             out.append((arrays, meta))
         if task == "grasp":  # the expert's grasp takes its object out of the scene
             obj_names = list(world.object_ids)

@@ -4,13 +4,13 @@
 The config is the contract between data, model, training and the policy: every switch of the
 ablation is one field, and ``PolicyConfig.from_variant(name)`` builds the named variants:
 
-| variant   | two_stage (1-Align) | attention | posa | align_loss |
-|-----------|---------------------|-----------|------|------------|
-| BASE      | no (whole cloud)    | softmax   | no   | no         |
-| SR-A      | yes                 | softmax   | no   | yes        |
-| SR        | yes                 | dssa      | no   | yes        |
-| SR+PosA   | yes                 | dssa      | yes  | yes        |
-| SR+MGFA   | yes                 | mgfa      | yes  | yes        |
+| variant   | two_stage (1-Align) | attention | posa | align_loss | relevance_pool |
+|-----------|---------------------|-----------|------|------------|----------------|
+| BASE      | no (whole cloud)    | softmax   | no   | no         | no             |
+| SR-A      | yes                 | softmax   | no   | yes        | yes            |
+| SR        | yes                 | dssa      | no   | yes        | yes            |
+| SR+PosA   | yes                 | dssa      | yes  | yes        | yes            |
+| SR+MGFA   | yes                 | mgfa      | yes  | yes        | yes            |
 
 The defaults are sized for a 2-core CPU: width 128 (the compact CLIP's width), 4 heads, 1 encoder
 layer (the paper's setting: "width 768, 8 heads, and 1 layer") over a cloud sub-sampled to 1024
@@ -28,10 +28,13 @@ from vla_policy.attention import ATTENTION_TYPES
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "BASE": {"two_stage": False, "attention": "softmax", "posa": False, "align_loss": False},
-    "SR-A": {"two_stage": True, "attention": "softmax", "posa": False, "align_loss": True},
-    "SR": {"two_stage": True, "attention": "dssa", "posa": False, "align_loss": True},
-    "SR+PosA": {"two_stage": True, "attention": "dssa", "posa": True, "align_loss": True},
-    "SR+MGFA": {"two_stage": True, "attention": "mgfa", "posa": True, "align_loss": True},
+    "SR-A": {"two_stage": True, "attention": "softmax", "posa": False, "align_loss": True,
+             "relevance_pool": True},
+    "SR": {"two_stage": True, "attention": "dssa", "posa": False, "align_loss": True, "relevance_pool": True},
+    "SR+PosA": {"two_stage": True, "attention": "dssa", "posa": True, "align_loss": True,
+                "relevance_pool": True},
+    "SR+MGFA": {"two_stage": True, "attention": "mgfa", "posa": True, "align_loss": True,
+                "relevance_pool": True},
 }
 
 
@@ -65,6 +68,11 @@ class PolicyConfig:
         align_loss: enable the cross-modal alignment (InfoNCE) loss (000).
         align_weight: weight of the alignment loss.
         align_temperature: InfoNCE temperature.
+        relevance_pool: add the 1-Align relevance pooled around each candidate to its 2-Align score,
+            and give candidates with no semantic-mask point within the radius the cloud's lowest
+            relevance (model.py, step 5); needs ``two_stage``. Default False so checkpoints saved
+            before the field existed load unchanged; the two-stage variants switch it on.
+        relevance_pool_radius_m: radius (metres) of that pooling neighbourhood.
         pos_scale: positions (metres, centred on the cloud mean) are multiplied by this before the
             MLPs, so a 0.5 m workspace spans ~[-1, 1].
         lr: Adam learning rate (paper: 1e-4).
@@ -91,6 +99,8 @@ class PolicyConfig:
     mgfa_k_keep: int = 64
     mgfa_memory: int = 8
     pos_scale: float = 4.0
+    relevance_pool: bool = False
+    relevance_pool_radius_m: float = 0.03
     # auxiliary losses
     posa: bool = False
     posa_weight: float = 0.2
@@ -121,11 +131,14 @@ class PolicyConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"PolicyConfig.dropout must be in [0, 1), got {self.dropout}")
-        for name in ("posa_sigma_m", "align_temperature", "lr", "pos_scale"):
+        for name in ("posa_sigma_m", "align_temperature", "lr", "pos_scale", "relevance_pool_radius_m"):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"PolicyConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.align_loss and not self.two_stage:
             raise ValueError("PolicyConfig.align_loss needs two_stage=True (it aligns the 1-Align relevance)")
+        if self.relevance_pool and not self.two_stage:
+            raise ValueError("PolicyConfig.relevance_pool needs two_stage=True (BASE has no 1-Align "
+                             "relevance to pool); set relevance_pool=False")
 
     @classmethod
     def from_variant(cls, name: str, **overrides: Any) -> PolicyConfig:

@@ -22,7 +22,19 @@ K = ``num_keep`` points in the semantic mask, Dc CLIP width, D model width):
    learnable relative position bias between the candidate and point positions, initialised to
    favour nearby points), then FFN, then an MLP head gives one score per candidate (C,).
 
-BASE (``two_stage=False``) skips 2 and runs 3-4 over all N points.
+5. Restriction to the semantic mask (``relevance_pool``, two-stage variants): 2-Align must not
+   prefer a candidate that lies away from everything 1-Align found relevant. With ``c`` the
+   candidate position, ``R`` = ``relevance_pool_radius_m`` (3 cm) and Gaussian weights
+   ``w_cn = exp(-|p_n - c|^2 / (2 (R/2)^2))`` on the points with ``|p_n - c| <= R``:
+
+       pool_c = sum_n w_cn r_n / sum_n w_cn      if a semantic-mask (top-K) point lies within R,
+       pool_c = min_n r_n                        otherwise (gated: the lowest relevance in the cloud),
+       score_c = head(q_c) + beta * pool_c       (beta learnable, initialised to 1).
+
+   The relevance is not detached here, so the action loss also trains 1-Align; at initialisation the
+   score already follows CLIP's zero-shot grounding around each candidate.
+
+BASE (``two_stage=False``) skips 2 and 5 and runs 3-4 over all N points.
 
 Losses (``PolicyModel.loss``):
 * ``ce``: cross-entropy of the candidate scores against the expert's candidate index.
@@ -148,6 +160,8 @@ class PolicyModel(nn.Module):
             self.clip_scale = nn.Parameter(torch.tensor(10.0))
             self.align_v = nn.Linear(d, d)
             self.align_t = nn.Linear(cfg.feature_dim, d)
+        if cfg.relevance_pool:
+            self.pool_weight = nn.Parameter(torch.tensor(1.0))  # beta of step 5
         self.layers = nn.ModuleList([EncoderLayer(cfg) for _ in range(cfg.num_layers)])
         self.enc_norm = nn.LayerNorm(d)
         self.cand_mlp = _mlp([7, d, d, d])  # 3-layer MLP on the 7-D pose
@@ -174,6 +188,23 @@ class PolicyModel(nn.Module):
         cos = torch.einsum("bnd,bd->bn", F.normalize(feats, dim=-1), F.normalize(text[:, 0], dim=-1))
         r = r + self.clip_scale * cos + self.rel_bias
         return r.masked_fill(~point_mask, float("-inf"))
+
+    def _relevance_pool(self, r, xyz, pmask, keep_idx, cand_xyz):
+        """Step 5: relevance pooled around each candidate, gated by the semantic mask -> (B, C).
+
+        r (B, N) relevance logits (-inf at padding), xyz (B, N, 3) m, pmask (B, N), keep_idx (B, K),
+        cand_xyz (B, C, 3) m.
+        """
+        rad = self.cfg.relevance_pool_radius_m
+        d2 = torch.cdist(cand_xyz, xyz).square()  # (B, C, N)
+        near = (d2 <= rad**2) & pmask[:, None, :]  # (B, C, N)
+        kept = torch.zeros_like(pmask).scatter(1, keep_idx, True) & pmask  # (B, N)
+        w = torch.exp(-d2 / (2 * (0.5 * rad) ** 2)) * near.float()  # (B, C, N)
+        r0 = r.masked_fill(~pmask, 0.0)  # (B, N)
+        pool = (w * r0[:, None, :]).sum(-1) / w.sum(-1).clamp(min=1e-12)  # (B, C)
+        rmin = r.masked_fill(~pmask, float("inf")).min(1).values  # (B,)
+        gated = (near & kept[:, None, :]).any(-1)  # (B, C)
+        return torch.where(gated, pool, rmin[:, None].expand_as(pool))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Score the candidates.
@@ -229,6 +260,10 @@ class PolicyModel(nn.Module):
         qc = qc + a
         qc = qc + self.cand_ffn(self.cand_norm(qc))
         logits = self.head(qc).squeeze(-1)  # (B, C)
+        if cfg.two_stage and cfg.relevance_pool:
+            pool = self._relevance_pool(out["relevance"], xyz, pmask, keep_idx, cands[..., :3])  # (B, C)
+            logits = logits + self.pool_weight * pool
+            out["relevance_pool"] = pool
         logits = logits.masked_fill(~batch[CAND_MASK], float("-inf"))
         out.update(logits=logits, keep_idx=keep_idx, cross_attn=attn, kept_xyz=kept_xyz, kept_pad=kept_pad)
         return out

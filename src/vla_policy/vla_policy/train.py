@@ -47,6 +47,7 @@ from vla_policy.model import PolicyModel
 from vla_policy.policy import Policy
 
 logger = logging.getLogger(__name__)
+ON_TARGET_MARGIN_M = 0.01  # a grasp "on the target" lies in its AABB grown by this (gripper reach)
 MIN_PRESENCE_BALANCED_ACC = 0.75  # below this the target-not-found threshold is not enabled
 
 
@@ -71,11 +72,13 @@ def evaluate(model: PolicyModel, samples: list[dict[str, Any]], batch_size: int 
     ``val_acc``: the expert's (labelled) candidate is chosen; ``val_near``: the chosen candidate is
     within ``tol_m`` and ``tol_deg`` of the expert's own pose (grasps: 180 deg symmetric about z;
     places: ``tol_m`` in the table plane);
-    ``val_hit``: either.
+    ``val_hit``: either; ``val_on_target`` (grasp samples whose metadata has ``object_aabbs``,
+    counted in ``val_n_target``): the chosen grasp position lies in the instructed object's world
+    AABB grown by ``ON_TARGET_MARGIN_M`` - the pick is on the right object, whatever the grasp.
     """
     model.eval()
     cfg = model.cfg
-    hits = near = either = n = 0
+    hits = near = either = n = on_tgt = n_tgt = 0
     loss_sum = 0.0
     for i in range(0, len(samples), batch_size):
         chunk = samples[i:i + batch_size]
@@ -100,12 +103,23 @@ def evaluate(model: PolicyModel, samples: list[dict[str, Any]], batch_size: int 
                 d, a = pose_distance(chosen[None], expert[None])
                 close = bool(d[0] <= tol_m and a[0] <= tol_deg)
             near += int(close)
+            aabbs = s["meta"].get("object_aabbs")
+            if s["meta"].get("task") == "grasp" and aabbs and s["meta"].get("target") in aabbs:
+                n_tgt += 1
+                on_tgt += int(on_object(chosen[:3, 3], aabbs[s["meta"]["target"]]))
             either += int(close or pred[j] == lab)
             n += 1
     model.train()
     m = max(n, 1)
     return {"val_acc": hits / m, "val_near": near / m, "val_hit": either / m, "val_ce": loss_sum / m,
-            "val_n": n}
+            "val_n": n, "val_on_target": on_tgt / max(n_tgt, 1), "val_n_target": n_tgt}
+
+
+def on_object(p: np.ndarray, aabb: list, margin_m: float | None = None) -> bool:
+    """Whether position ``p`` (3,) m lies in ``aabb`` ([min (3,), max (3,)] m) grown by ``margin_m``."""
+    m = ON_TARGET_MARGIN_M if margin_m is None else margin_m
+    lo, hi = np.asarray(aabb[0]) - m, np.asarray(aabb[1]) + m
+    return bool(np.all(p >= lo) and np.all(p <= hi))
 
 
 def heldout_samples(task: str, seeds: range, clip: str = "compact") -> list[dict[str, Any]]:
@@ -289,7 +303,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             meta = {**clip_info, "variant": args.variant, "step": step, "epoch": epoch,
                     "train_samples": len(train_s),
                     "val_samples": len(val_s),
-                    **{k: ev[k] for k in ("val_acc", "val_near", "val_hit") if k in ev}}
+                    **{k: ev[k] for k in ("val_acc", "val_near", "val_hit", "val_on_target") if k in ev}}
             Policy(model, meta).save(out / "last")
             if ev.get("val_acc", 0.0) > best:
                 best = ev["val_acc"]
