@@ -123,6 +123,8 @@ def test_executor_node_refuses_moves_and_stops(ros_localhost_env):
         robot.grasp_pub.publish(matrix_to_pose_stamped(down(0.55, -0.1, 0.03), "world"))
         assert spin_until(ex, lambda: len(robot.trajs) >= 1, 15.0), f"no trajectory published: {robot.status}"
         assert event("motion_started", n0)["kind"] == "grasp"
+        # gripper and arm commands travel on different topics: their arrival order is not guaranteed
+        assert spin_until(ex, lambda: len(robot.gripper) >= 1, 5.0), "no gripper command published"
         assert robot.gripper[0] == 1.0  # opened first
         first = robot.trajs[0]
         assert list(first.joint_names) == model.joint_names and len(first.points) > 10

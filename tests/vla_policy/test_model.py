@@ -79,3 +79,38 @@ def test_overfits_tiny_dataset_to_full_accuracy(variant):
     with torch.no_grad():
         pred = model(batch)["logits"].argmax(-1)
     assert (pred == batch["label"]).float().mean().item() == 1.0
+
+
+def test_relevance_pool_favours_candidates_on_relevant_points_and_gates_far_ones():
+    """Step 5 (model.py): with a silent head, the score is the pooled 1-Align relevance alone."""
+    torch.manual_seed(0)
+    model = PolicyModel(PolicyConfig.from_variant("SR", **SMALL)).eval()
+    assert model.cfg.relevance_pool
+    with torch.no_grad():  # silence the learned parts: the scores come from CLIP's grounding
+        model.head[-1].weight.zero_()
+        model.head[-1].bias.zero_()
+        model.text_q.weight.zero_()
+    batch = make_batch(4, seed=3)
+    far = batch["candidates"][:, :1].clone()
+    far[..., :3] = torch.tensor([2.0, 2.0, 2.0])  # 2 m from every point
+    batch["candidates"] = torch.cat([batch["candidates"], far], 1)
+    batch["cand_mask"] = torch.cat([batch["cand_mask"], torch.ones(4, 1, dtype=torch.bool)], 1)
+    with torch.no_grad():
+        out = model(batch)
+    r = out["relevance"]
+    pool = out["relevance_pool"]  # (B, C)
+    torch.testing.assert_close(pool[:, -1], r.min(1).values)  # gated: the lowest relevance
+    on_target = batch["label"] // 3  # the instruction's object owns candidates 3*t .. 3*t+2
+    assert (out["logits"].argmax(-1) // 3 == on_target).all()
+    assert (out["logits"][:, -1] < out["logits"][:, :-1].max(-1).values).all()
+
+
+def test_relevance_pool_needs_two_stage_and_old_configs_load_without_it():
+    with pytest.raises(ValueError, match="relevance_pool"):
+        PolicyConfig(two_stage=False, align_loss=False, relevance_pool=True)
+    old = PolicyConfig.from_variant("SR", **SMALL).to_dict()
+    old.pop("relevance_pool")
+    old.pop("relevance_pool_radius_m")
+    cfg = PolicyConfig.from_dict(old)  # a checkpoint saved before the field existed
+    assert not cfg.relevance_pool
+    assert not hasattr(PolicyModel(cfg), "pool_weight")

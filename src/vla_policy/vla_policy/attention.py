@@ -60,6 +60,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 ATTENTION_TYPES = ("softmax", "relu", "dssa", "mgfa")
 
@@ -320,6 +321,147 @@ class DSSAttention(AttentionBase):
         return self._finish(o, empty), weights
 
 
+class _GradSink:
+    """One shared (B, N, D) gradient buffer for the MGFA reads of a self-attention input ``x``.
+
+    Plain autograd gives every read of ``x`` (gate projection, pooled sum, gather, memory read) its
+    own (B, N, D) gradient and then sums them out of place (3-4 token-sized temporaries at the peak
+    of the backward). The fused reads below add their contribution in place into this one buffer;
+    the gate read (structurally the last to run: every other read depends on its output through
+    the pooling weights and top-k) returns it. A read that runs after the buffer was returned (an
+    unusual graph) returns its own contribution instead, so the gradient is always complete.
+    """
+
+    def __init__(self) -> None:
+        self.buf: torch.Tensor | None = None
+        self.done = False
+
+    def acquire(self, like: torch.Tensor) -> torch.Tensor:
+        """The buffer a read adds its contribution into."""
+        if self.done:
+            return torch.zeros_like(like)
+        if self.buf is None:
+            self.buf = torch.zeros_like(like)
+        return self.buf
+
+    def result(self, buf: torch.Tensor, final: bool) -> torch.Tensor | None:
+        """The gradient the read returns for ``x`` (None while the shared buffer is still filling)."""
+        if buf is not self.buf:
+            return buf
+        if final:
+            self.buf, self.done = None, True
+            return buf
+        return None
+
+
+class _GateRead(torch.autograd.Function):
+    """``z = x W^T + b`` (B, N, R) for the gate and pooling logits; returns the shared x gradient."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, sink):
+        ctx.save_for_backward(x, weight)
+        ctx.sink = sink
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gz):
+        x, w = ctx.saved_tensors
+        d, r = x.shape[-1], w.shape[0]
+        gz2 = gz.reshape(-1, r)  # (B N, R)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            buf = ctx.sink.acquire(x)
+            buf.view(-1, d).addmm_(gz2, w)
+            gx = ctx.sink.result(buf, final=True)
+        if ctx.needs_input_grad[1]:
+            gw = gz2.t() @ x.reshape(-1, d)
+        if ctx.needs_input_grad[2]:
+            gb = gz2.sum(0)
+        return gx, gw, gb, None
+
+
+class _PoolGather(torch.autograd.Function):
+    """``pooled = P^T x`` (B, M, D) and ``x_sel = x[idx]`` (B, k, D); x gradient into the sink."""
+
+    @staticmethod
+    def forward(ctx, x, p_t, idx, sink):
+        ctx.save_for_backward(x, p_t, idx)
+        ctx.sink = sink
+        ix = idx[..., None].expand(-1, -1, x.shape[-1])
+        return p_t @ x, x.gather(1, ix)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_pooled, g_sel):
+        x, p_t, idx = ctx.saved_tensors
+        gx = gp = None
+        if ctx.needs_input_grad[0]:
+            buf = ctx.sink.acquire(x)
+            buf.baddbmm_(p_t.transpose(1, 2), g_pooled)
+            buf.scatter_add_(1, idx[..., None].expand(-1, -1, x.shape[-1]), g_sel)
+            gx = ctx.sink.result(buf, final=False)
+        if ctx.needs_input_grad[1]:
+            gp = g_pooled @ x.transpose(1, 2)  # (B, M, N)
+        return gx, gp, None, None
+
+
+def _read_weights(x, a_mat, c, kept, heads: int) -> torch.Tensor:
+    """Folded per-head softmax over the memory tokens, (..., N, H M); rows of kept queries are 0.
+
+    ``x`` (..., N, D), ``a_mat`` (..., D, H M), ``c`` (..., 1, H M), ``kept`` (..., N) bool.
+    """
+    hm = a_mat.shape[-1]
+    r = (x @ a_mat + c).unflatten(-1, (heads, hm // heads)).softmax(-1)  # (..., N, H, M)
+    return r.masked_fill(kept[..., None, None], 0.0).flatten(-2)
+
+
+def _chunks(x: torch.Tensor, chunk: int):
+    """(batch index, token slice) pairs covering ``x`` (B, N, D) in contiguous (chunk, D) blocks."""
+    for i in range(x.shape[0]):
+        for s in range(0, x.shape[1], chunk):
+            yield i, slice(s, min(x.shape[1], s + chunk))
+
+
+class _MemoryRead(torch.autograd.Function):
+    """``y = r(x) Y_mem + b_o`` (B, N, D), computed and differentiated in (chunk, D) token blocks.
+
+    Saves nothing token-sized but ``x`` itself (which exists anyway; ``r`` is recomputed in the
+    backward) and never holds more than a (chunk, H M) block of ``r`` or its gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, a_mat, c, y_mem, bias, kept, sink, heads, chunk):
+        ctx.save_for_backward(x, a_mat, c, y_mem, kept)
+        ctx.sink, ctx.heads, ctx.chunk = sink, heads, chunk
+        out = x.new_empty(x.shape[0], x.shape[1], y_mem.shape[-1])  # (B, N, D)
+        for i, t in _chunks(x, chunk):
+            r = _read_weights(x[i, t], a_mat[i], c[i], kept[i, t], heads)  # (n, H M)
+            torch.addmm(bias, r, y_mem[i], out=out[i, t])
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out):
+        x, a_mat, c, y_mem, kept = ctx.saved_tensors
+        h = ctx.heads
+        ga, gc, gy = torch.zeros_like(a_mat), torch.zeros_like(c), torch.zeros_like(y_mem)
+        buf = ctx.sink.acquire(x) if ctx.needs_input_grad[0] else None
+        for i, t in _chunks(x, ctx.chunk):
+            xc, go = x[i, t], g_out[i, t]  # (n, D)
+            r = _read_weights(xc, a_mat[i], c[i], kept[i, t], h)  # (n, H M)
+            gr = (go @ y_mem[i].t()).unflatten(-1, (h, -1))  # (n, H, M)
+            gy[i].addmm_(r.t(), go)
+            rv = r.view_as(gr)
+            gl = (rv * (gr - (gr * rv).sum(-1, keepdim=True))).flatten(-2)  # softmax backward (n, H M)
+            ga[i].addmm_(xc.t(), gl)
+            gc[i] += gl.sum(0, keepdim=True)
+            if buf is not None:
+                buf[i, t].addmm_(gl, a_mat[i].t())
+        gx = None if buf is None else ctx.sink.result(buf, final=False)
+        return gx, ga, gc, gy, g_out.sum((0, 1)), None, None, None, None
+
+
 class MemoryGatedFilteringAttention(AttentionBase):
     """Memory-gated filtering attention (MGFA): gate -> top-k full attention + M memory tokens.
 
@@ -387,6 +529,8 @@ class MemoryGatedFilteringAttention(AttentionBase):
         self.memory = nn.Parameter(torch.randn(num_memory, dim) * 0.5)  # e_m (M, D)
         self.last_gate: torch.Tensor | None = None  # (B, Nk) gate values of the last call
         self.last_kept: torch.Tensor | None = None  # (B, k) kept key indices of the last call
+        self.fused = True  # low-memory custom-backward reads in self-attention (False: plain autograd)
+        self.chunk = 1024  # tokens per block in the fused memory read
 
     def _gate_logit(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.gate.weight[:1], self.gate.bias[:1]).squeeze(-1)  # (B, N)
@@ -400,23 +544,22 @@ class MemoryGatedFilteringAttention(AttentionBase):
             return torch.arange(nq, device=q.device).expand(b, nq)
         return self._gate_logit(q).detach().topk(self.k_keep, dim=1).indices
 
-    def _memory_read(self, q: torch.Tensor, mem_k: torch.Tensor, mem_v: torch.Tensor) -> tuple:
-        """Folded attention of every query over the M memory tokens.
+    def _memory_operands(self, mem_k: torch.Tensor, mem_v: torch.Tensor) -> tuple:
+        """Fold ``W_q`` into the memory keys and ``W_o`` into the memory values (all small).
 
-        Returns ``r`` (B, Nq, H, M) the per-head softmax weights and ``y_mem`` (B, H M, D) the memory
-        values already mapped through ``W_o`` (so ``y = r y_mem + b_o``).
+        Returns ``A`` (B, D, H M), ``c`` (B, 1, H M) so that the per-head scores of query ``x`` over
+        the memory tokens are ``x A + c``, and ``Y`` (B, H M, D) so that the output is ``r Y + b_o``.
         """
-        b, nq, _ = q.shape
+        b = mem_k.shape[0]
         h, dh, m = self.num_heads, self.head_dim, self.num_memory
         kmh = self._split(mem_k)  # (B, H, M, Dh)
         scale = dh**-0.5
         wq = self.q_proj.weight.view(h, dh, self.dim)  # (H, Dh, D)
-        a_mat = torch.einsum("bhmd,hdc->bchm", kmh, wq).reshape(b, self.dim, h * m) * scale  # (B, D, HM)
+        a_mat = torch.einsum("bhmd,hdc->bchm", kmh, wq).reshape(b, self.dim, h * m) * scale
         c = torch.einsum("bhmd,hd->bhm", kmh, self.q_proj.bias.view(h, dh)).reshape(b, 1, h * m) * scale
-        r = torch.baddbmm(c, q, a_mat).view(b, nq, h, m).softmax(-1)  # (B, Nq, H, M)
         wo = self.out_proj.weight.view(self.dim, h, dh)  # (D, H, Dh)
         y_mem = torch.einsum("bhmd,chd->bhmc", self._split(mem_v), wo).reshape(b, h * m, self.dim)
-        return r, y_mem
+        return a_mat, c, y_mem
 
     def forward(self, q, k, v, key_padding_mask=None, q_pos=None, k_pos=None, need_weights=False):
         """Attend; see the class docstring for the formulas and the module docstring for shapes."""
@@ -424,12 +567,16 @@ class MemoryGatedFilteringAttention(AttentionBase):
         b, nq, d = q.shape
         nk = k.shape[1]
         h, m = self.num_heads, self.num_memory
+        # fused low-memory reads for self-attention (the encoder); plain autograd otherwise
+        fused = self.fused and q is k and k is v and not need_weights
+        sink = _GradSink() if fused else None
         empty = self._empty(key_padding_mask)
         kpm = key_padding_mask
         if kpm is not None and empty is not None:  # keep softmax finite; such rows are zeroed after
             kpm = kpm & ~empty[:, None]
         # 1. gate and pooling logits: the only projection applied to every key
-        z = self.gate(k)  # (B, Nk, 1 + M)
+        z = _GateRead.apply(k, self.gate.weight, self.gate.bias, sink) if fused else self.gate(k)
+        # z (B, Nk, 1 + M)
         gamma = z[..., 0]  # (B, Nk)
         log_g = F.logsigmoid(gamma)
         self.last_gate = log_g.detach().exp()
@@ -443,20 +590,24 @@ class MemoryGatedFilteringAttention(AttentionBase):
         if kpm is not None:
             pl = pl.masked_fill(kpm[..., None], float("-inf"))
         p_t = pl.softmax(1).transpose(1, 2)  # (B, M, Nk), rows sum to 1 over valid keys
-        pooled_k = p_t @ k  # (B, M, D)
-        pooled_v = pooled_k if v is k else p_t @ v
+        qidx = self._kept_queries(q, k, idx)  # (B, kq)
+        kq = qidx.shape[1]
+        if fused:
+            pooled_k, x_sel = _PoolGather.apply(k, p_t, idx, sink)  # (B, M, D), (B, k, D)
+            pooled_v, k_sel, v_sel, q_sel = pooled_k, x_sel, x_sel, x_sel
+        else:
+            pooled_k = p_t @ k  # (B, M, D)
+            pooled_v = pooled_k if v is k else p_t @ v
+            ix = idx[..., None].expand(b, kk, d)
+            k_sel, v_sel = k.gather(1, ix), v.gather(1, ix)  # (B, k, D)
+            q_sel = q.gather(1, qidx[..., None].expand(b, kq, d))  # (B, kq, D)
         mem_k = self.k_proj(pooled_k + self.memory)  # (B, M, D)
         mem_v = self.v_proj(pooled_v + self.memory)
         # 4. kept queries: full attention over kept keys (gate-scaled values) + memory tokens
         g_sel = log_g.gather(1, idx).exp()  # (B, k)
-        ix = idx[..., None].expand(b, kk, d)
-        k_sel = self.k_proj(k.gather(1, ix))  # (B, k, D)
-        v_sel = self.v_proj(v.gather(1, ix)) * g_sel[..., None]
-        keys = self._split(torch.cat([k_sel, mem_k], 1))  # (B, H, k + M, Dh)
-        vals = self._split(torch.cat([v_sel, mem_v], 1))
-        qidx = self._kept_queries(q, k, idx)  # (B, kq)
-        kq = qidx.shape[1]
-        qh = self._split(self.q_proj(q.gather(1, qidx[..., None].expand(b, kq, d))))  # (B, H, kq, Dh)
+        keys = self._split(torch.cat([self.k_proj(k_sel), mem_k], 1))  # (B, H, k + M, Dh)
+        vals = self._split(torch.cat([self.v_proj(v_sel) * g_sel[..., None], mem_v], 1))
+        qh = self._split(self.q_proj(q_sel))  # (B, H, kq, Dh)
         mask = None
         if kpm is not None:  # only when fewer than k valid keys can a padded key be selected
             keep = torch.cat([~kpm.gather(1, idx), kpm.new_ones(b, m)], 1)  # (B, k + M)
@@ -472,10 +623,13 @@ class MemoryGatedFilteringAttention(AttentionBase):
             o_sel = F.scaled_dot_product_attention(qh, keys, vals, attn_mask=mask)
         y_sel = self.out_proj(self._merge(o_sel))  # (B, kq, D)
         # 5. all other queries: folded attention over the memory tokens only
-        r, y_mem = self._memory_read(q, mem_k, mem_v)  # (B, Nq, H, M), (B, HM, D)
+        a_mat, c, y_mem = self._memory_operands(mem_k, mem_v)  # (B, D, HM), (B, 1, HM), (B, HM, D)
         kept_q = torch.zeros(b, nq, dtype=torch.bool, device=q.device).scatter_(1, qidx, True)
-        r = r.masked_fill(kept_q[..., None, None], 0.0)
-        out = torch.baddbmm(self.out_proj.bias.view(1, 1, d), r.reshape(b, nq, h * m), y_mem)  # (B, Nq, D)
+        if fused:
+            out = _MemoryRead.apply(q, a_mat, c, y_mem, self.out_proj.bias, kept_q, sink, h, self.chunk)
+        else:
+            r = _read_weights(q, a_mat, c, kept_q, h)  # (B, Nq, HM)
+            out = torch.baddbmm(self.out_proj.bias.view(1, 1, d), r, y_mem)  # (B, Nq, D)
         bi = torch.arange(b, device=q.device)[:, None].expand(b, kq)
         # in place, accumulate: the backward passes the output gradient through without a copy
         out = out.index_put_((bi, qidx), y_sel - self.out_proj.bias, accumulate=True)
@@ -484,7 +638,7 @@ class MemoryGatedFilteringAttention(AttentionBase):
             out = out.masked_fill(empty[:, None, None], 0.0)
         weights = None
         if need_weights:
-            weights = r.mean(2) @ p_t  # (B, Nq, Nk): memory-only queries
+            weights = r.view(b, nq, h, m).mean(2) @ p_t  # (B, Nq, Nk): memory-only queries
             w_sel = a[..., :kk].mean(1)  # (B, kq, k)
             w_kept = (a[..., kk:].mean(1) @ p_t).scatter_add(2, idx[:, None, :].expand(b, kq, kk), w_sel)
             weights = weights.index_put((bi, qidx), w_kept, accumulate=True)

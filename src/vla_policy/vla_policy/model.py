@@ -31,8 +31,10 @@ K = ``num_keep`` points in the semantic mask, Dc CLIP width, D model width):
        pool_c = min_n r_n                        otherwise (gated: the lowest relevance in the cloud),
        score_c = head(q_c) + beta * pool_c       (beta learnable, initialised to 1).
 
-   The relevance is not detached here, so the action loss also trains 1-Align; at initialisation the
-   score already follows CLIP's zero-shot grounding around each candidate.
+   The relevance is not detached here, so the action loss also trains 1-Align. The head's last layer
+   starts at zero, so an untrained model ranks candidates by CLIP's zero-shot grounding around
+   them (measured on held-out grasp scenes: see checkpoints/README.md) and training learns the
+   geometric correction on top.
 
 BASE (``two_stage=False``) skips 2 and 5 and runs 3-4 over all N points.
 
@@ -170,6 +172,10 @@ class PolicyModel(nn.Module):
         self.cand_norm = nn.LayerNorm(d)
         self.cand_ffn = _mlp([d, cfg.ffn_mult * d, d])
         self.head = _mlp([d, d, 1])
+        if cfg.two_stage and cfg.relevance_pool:  # start from the pooled relevance alone (step 5)
+            with torch.no_grad():
+                self.head[-1].weight.zero_()
+                self.head[-1].bias.zero_()
 
     # -- helpers -----------------------------------------------------------------------------
     def _relevance(self, vis, feats, text, text_mask, point_mask):

@@ -115,6 +115,18 @@ def evaluate(model: PolicyModel, samples: list[dict[str, Any]], batch_size: int 
             "val_n": n, "val_on_target": on_tgt / max(n_tgt, 1), "val_n_target": n_tgt}
 
 
+def off_target(sample: dict[str, Any]) -> bool:
+    """A grasp sample whose expert grasp lies off the instructed object (a blocker cleared first).
+
+    Needs ``object_aabbs`` in the metadata (collections since it was added); others count as on target.
+    """
+    m = sample["meta"]
+    aabbs = m.get("object_aabbs")
+    if m.get("task") != "grasp" or not aabbs or m.get("target") not in aabbs:
+        return False
+    return not on_object(np.asarray(sample["target_pose"])[:3, 3], aabbs[m["target"]])
+
+
 def on_object(p: np.ndarray, aabb: list, margin_m: float | None = None) -> bool:
     """Whether position ``p`` (3,) m lies in ``aabb`` ([min (3,), max (3,)] m) grown by ``margin_m``."""
     m = ON_TARGET_MARGIN_M if margin_m is None else margin_m
@@ -233,6 +245,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     samples = []
     for d in args.data:
         samples += load_samples(Path(d))
+    if args.drop_off_target:
+        samples = [s for s in samples if not off_target(s)]
     train_s, val_s = split_by_episode(samples, args.val_frac, args.seed)
     clip_info = {}
     for d in args.data:
@@ -343,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--eval-every", type=int, default=1, help="epochs between validation + checkpoint")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing training_state.pt")
+    p.add_argument("--drop-off-target", action="store_true",
+                   help="drop grasp samples whose expert grasp is off the instructed object (blockers)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="PolicyConfig overrides")
     return p
 
