@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Attention variants: shapes, key-padding masks, gradient flow, DSSA sparsity and fusion weights."""
+"""Attention variants: shapes, key-padding masks, gradient flow, DSSA sparsity and fusion weights, MGFA."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from vla_policy.attention import ATTENTION_TYPES, DSSAttention, make_attention
+from vla_policy.attention import ATTENTION_TYPES, DSSAttention, _read_weights, make_attention
 
 torch.set_num_threads(1)
 B, NQ, NK, D, H = 2, 5, 40, 32, 4
@@ -192,3 +195,127 @@ def test_mgfa_has_no_quadratic_tensor():
 def test_unknown_attention_name_lists_choices():
     with pytest.raises(ValueError, match="softmax"):
         make_attention("flash", D, H)
+
+
+# ---- MGFA in self-attention with N >> k_keep (the encoder's use): the fused low-memory path ----
+NS, KEEP, MEM = 64, 8, 4
+
+
+def _self_inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, NS, D, generator=g)
+    kpm = torch.zeros(B, NS, dtype=torch.bool)
+    kpm[0, 50:] = True
+    kpm[1, ::5] = True
+    return x, kpm
+
+
+def _mgfa(fused=True):
+    torch.manual_seed(0)
+    attn = make_attention("mgfa", D, H, k_keep=KEEP, num_memory=MEM)
+    attn.fused = fused
+    attn.chunk = 24  # several blocks per batch item, one of them partial
+    return attn
+
+
+def _fwd_bwd(attn, x, kpm):
+    x = x.clone().requires_grad_(True)
+    out, _ = attn(x, x, x, key_padding_mask=kpm)
+    g = torch.Generator().manual_seed(1)
+    out.backward(torch.randn(out.shape, generator=g))
+    return out.detach(), x.grad, {n: p.grad for n, p in attn.named_parameters()}
+
+
+def test_mgfa_fused_path_equals_plain_autograd_and_reaches_gate_and_memory():
+    x, kpm = _self_inputs()
+    out_f, gx_f, gp_f = _fwd_bwd(_mgfa(True), x, kpm)
+    out_p, gx_p, gp_p = _fwd_bwd(_mgfa(False), x, kpm)
+    torch.testing.assert_close(out_f, out_p, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gx_f, gx_p, atol=1e-5, rtol=1e-4)
+    for name, g in gp_p.items():
+        assert gp_f[name] is not None, name
+        torch.testing.assert_close(gp_f[name], g, atol=1e-5, rtol=1e-4, msg=name)
+    # the gate (top-k + pooling bias + value scaling) and the memory tokens learn
+    for name in ("gate.weight", "gate.bias", "memory"):
+        assert gp_f[name].abs().sum() > 0, name
+    assert gx_f.abs().sum() > 0
+
+
+def test_mgfa_keeps_top_k_valid_keys_by_gate():
+    x, kpm = _self_inputs()
+    attn = _mgfa()
+    attn(x, x, x, key_padding_mask=kpm)
+    kept = attn.last_kept
+    assert kept.shape == (B, KEEP)
+    gate = attn.last_gate.masked_fill(kpm, -1.0)
+    for b in range(B):
+        assert not kpm[b, kept[b]].any(), "a padded key was kept"
+        assert set(kept[b].tolist()) == set(gate[b].topk(KEEP).indices.tolist())
+
+
+def test_mgfa_self_attention_padding_and_weights():
+    x, kpm = _self_inputs()
+    attn = _mgfa().eval()
+    a, w = attn(x, x, x, key_padding_mask=kpm, need_weights=True)
+    b, _ = attn(x, x, x, key_padding_mask=kpm)  # fused path
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert torch.all(w.masked_select(kpm[:, None, :].expand_as(w)) == 0)
+    torch.testing.assert_close(w.sum(-1), torch.ones(B, NS))  # every query's weights are a distribution
+    y = x.clone()
+    y[kpm] = torch.randn(int(kpm.sum()), D) * 10
+    c, _ = attn(y, y, y, key_padding_mask=kpm)
+    torch.testing.assert_close(b[~kpm], c[~kpm], atol=1e-5, rtol=1e-5)  # valid rows ignore padding
+    d, _ = attn(y, y, y)
+    assert not torch.allclose(b[~kpm], d[~kpm], atol=1e-3)
+
+
+def test_mgfa_folded_memory_read_equals_multihead_attention_over_memory_tokens():
+    attn = _mgfa()
+    g = torch.Generator().manual_seed(2)
+    x, mem_k, mem_v = torch.randn(B, NS, D, generator=g), torch.randn(B, MEM, D, generator=g), \
+        torch.randn(B, MEM, D, generator=g)
+    qh, kh, vh = attn._split(attn.q_proj(x)), attn._split(mem_k), attn._split(mem_v)
+    ref = attn.out_proj(attn._merge((qh @ kh.transpose(-2, -1) / math.sqrt(D // H)).softmax(-1) @ vh))
+    a_mat, c, y_mem = attn._memory_operands(mem_k, mem_v)
+    r = _read_weights(x, a_mat, c, torch.zeros(B, NS, dtype=torch.bool), H)  # (B, N, H M)
+    torch.testing.assert_close(r @ y_mem + attn.out_proj.bias, ref, atol=1e-5, rtol=1e-5)
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any op produces (forward and backward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for o in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(o, torch.Tensor):
+                self.largest = max(self.largest, o.numel())
+        return out
+
+
+@pytest.mark.parametrize("name", ["mgfa", "relu"])
+def test_mgfa_never_builds_a_token_by_token_tensor(name):
+    # N = 256 tokens, width 32: (B, H, N, N) = 524k elements vs (B, N, D) = 16k. relu is the control
+    # that shows the check detects a quadratic map.
+    n = 256
+    attn = make_attention(name, D, H, k_keep=KEEP, num_memory=MEM)
+    x = torch.randn(B, n, D, requires_grad=True)
+    with _LargestTensor() as spy:
+        out, _ = attn(x, x, x)
+        out.square().mean().backward()
+    if name == "relu":
+        assert spy.largest >= B * H * n * n
+    else:
+        assert spy.largest <= B * n * D  # nothing bigger than the input itself
+        assert attn.last_kept.shape == (B, KEEP)
+
+
+def test_mgfa_fused_path_without_input_grad():
+    x, kpm = _self_inputs()
+    attn = _mgfa()
+    out, _ = attn(x, x, x, key_padding_mask=kpm)  # x does not require grad
+    out.square().mean().backward()
+    assert attn.gate.weight.grad.abs().sum() > 0 and attn.memory.grad.abs().sum() > 0

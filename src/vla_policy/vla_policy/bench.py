@@ -3,13 +3,30 @@
 
 ``run(out_dir)`` writes ``<out_dir>/bench_policy.json`` and ``bench_policy.png``.
 
-Attention: one training step (forward + backward + Adam) of one pre-LN attention layer, batch 8,
-width 256, 8 heads, at 1k, 2k and 4k tokens, on CPU with 1 thread. Every (attention, N) runs in its
-own subprocess; peak memory is the peak RSS (``ru_maxrss``) minus the RSS before the first step.
-Results are also given as ratios to softmax MHSA (``F.scaled_dot_product_attention``). The goal for
-MGFA (000's headline: -72 % memory, 10x faster) is <= 0.25x memory and >= 10x throughput at 4k.
-Configurations whose (B, H, N, N) score maps would exceed ``MEM_BUDGET_GB`` (the materialising
-``relu`` and ``dssa`` variants at large N) are not run; the JSON records the estimate instead.
+Attention (issue 6; the goal for MGFA, after 000's headline of -72 % memory and 10x faster
+training, is <= 0.25x memory and >= 10x throughput of softmax MHSA at 4k tokens). What is measured,
+identically for every type: one training step of the attention block alone, i.e. the self-attention
+call ``out, _ = attn(x, x, x, q_pos=pos, k_pos=pos)`` (the block's own Q/K/V/output projections
+included; no LayerNorm, FFN, loss or optimizer around it) followed by ``out.backward(grad_out)``
+(gradients for ``x`` and all parameters), batch 8, width 256, 8 heads, N in {1k, 2k, 4k}, fp32,
+CPU, 1 thread. Each (attention, N) runs in its own subprocess:
+
+* time: median wall time of the step over ``repeats`` steps after one warm-up step;
+* memory: peak RSS during the timed steps (``VmHWM``, reset through ``/proc/self/clear_refs``
+  after the warm-up) minus the RSS before them. ``x``, ``pos``, ``grad_out`` and the module exist
+  before the baseline, the warm-up has already paid one-time library allocations, and the caller
+  holds ``out`` during the backward (as this harness does), so the delta is the step's own
+  activations, saved tensors, gradients and temporaries. glibc's mmap threshold is fixed at 1 MiB
+  (``MALLOC_MMAP_THRESHOLD_``) so that freed large tensors go back to the OS and the peak tracks
+  live tensors rather than allocator caching. The floor for any block is two token-sized tensors
+  (``out`` and ``x.grad``, 2 x B N D x 4 bytes = 64 MiB at 4k).
+
+Ratios are to softmax MHSA (``F.scaled_dot_product_attention``, fused: no (B, H, N, N) tensor) at
+the same N. MGFA runs with the policy's configuration (``k_keep`` 64, M 8) and, as a sensitivity row
+``mgfa-k256``, with ``k_keep`` 256. Configurations whose (B, H, N, N) score maps would exceed
+``MEM_BUDGET_GB`` (the materialising ``relu`` and ``dssa`` at large N) are not run; the JSON records
+the estimate instead. The 1-minute load average before and after is recorded: the machine is shared
+(2 cores), so times carry that noise.
 
 Policy: ``Policy.decide`` on a synthetic 30k-point scene (table + 6 boxes, random unit features)
 with the default SR configuration (the shipped SR checkpoint when present), split into priors,
@@ -30,60 +47,76 @@ import numpy as np
 
 BATCH, WIDTH, HEADS = 8, 256, 8
 TOKENS = (1024, 2048, 4096)
-ATTNS = ("softmax", "relu", "dssa", "mgfa")
+ATTNS = ("softmax", "relu", "dssa", "mgfa", "mgfa-k256")
 MEM_BUDGET_GB = 5.0
-MGFA_KW = {"k_keep": 128, "num_memory": 8}
+MGFA_KW = {"k_keep": 64, "num_memory": 8}  # the policy's defaults (PolicyConfig)
 # fp32 (B, H, N, N) tensors alive at the peak of a step (forward kept for backward + gradients)
 _QUADRATIC_TENSORS = {"relu": 4, "dssa": 10}
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak() -> bool:
+    """Reset the peak RSS (VmHWM) of this process; False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def _one(attn: str, n: int, repeats: int) -> dict[str, Any]:
-    """Run in a subprocess: time and peak memory of one attention type at n tokens.
-
-    What is measured (identical for every type): one self-attention call
-    ``out, _ = attn(x, x, x, q_pos=pos, k_pos=pos)`` of the full attention block (its Q/K/V/output
-    projections included) on ``x`` (B, N, D) that requires grad, then ``out.backward(grad_out)``
-    (gradients for ``x`` and every parameter). No LayerNorm, loss or optimizer around it. ``x``,
-    ``pos``, ``grad_out`` and the module exist before the baseline RSS is read, so the delta is
-    what the forward + backward itself allocates (activations, saved tensors, gradients).
-    """
+    """Run in a subprocess: time and peak memory of one attention type at n tokens (see module doc)."""
     import torch
 
     from vla_policy.attention import make_attention
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    module = make_attention(attn, WIDTH, HEADS, **MGFA_KW)
-    x = torch.randn(BATCH, n, WIDTH, requires_grad=True)
-    pos = torch.rand(BATCH, n, 3) * 0.5
-    grad_out = torch.randn(BATCH, n, WIDTH) / n
-    base = _rss_mb()
+    name, kw = _variant(attn)
+    module = make_attention(name, WIDTH, HEADS, **kw)
+    x = torch.randn(BATCH, n, WIDTH, requires_grad=True)  # (B, N, D)
+    pos = torch.rand(BATCH, n, 3) * 0.5  # (B, N, 3) metres
+    grad_out = torch.randn(BATCH, n, WIDTH) / n  # (B, N, D)
 
     def step() -> None:
-        module.zero_grad(set_to_none=True)
-        x.grad = None
         out, _ = module(x, x, x, q_pos=pos, k_pos=pos)
         out.backward(grad_out)
 
-    step()  # warm-up (its peak counts too: same computation)
+    def clear() -> None:
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+
+    step()  # warm-up: one-time allocations (kernel caches, thread pools) happen here
+    clear()
+    exact = _reset_peak()
+    base = _status_mb("VmRSS")
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        clear()
+    peak = _status_mb("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    delta = peak - base
     return {"attention": attn, "tokens": n, "step_s": float(np.median(times)), "step_s_all": times,
-            "peak_rss_delta_mb": peak - base, "activation_mb_per_bnd": peak_units(peak - base, n)}
+            "peak_rss_delta_mb": delta, "peak_in_token_tensors": delta * 2**20 / (BATCH * n * WIDTH * 4),
+            "peak_reset_exact": exact}
 
 
-def peak_units(mb: float, n: int) -> float:
-    """Peak memory in units of one fp32 (B, N, D) tensor (how many token-sized tensors are alive)."""
-    return mb * 2**20 / (BATCH * n * WIDTH * 4)
+def _variant(attn: str) -> tuple[str, dict[str, int]]:
+    if attn == "mgfa":
+        return "mgfa", dict(MGFA_KW)
+    if attn == "mgfa-k256":
+        return "mgfa", {**MGFA_KW, "k_keep": 256}
+    return attn, {}
 
 
 def _estimate_gb(attn: str, n: int) -> float:
@@ -93,7 +126,10 @@ def _estimate_gb(attn: str, n: int) -> float:
 def bench_attention(repeats: dict[int, int] | None = None, tokens: tuple[int, ...] = TOKENS,
                     attns: tuple[str, ...] = ATTNS) -> list[dict[str, Any]]:
     """All (attention, N) configurations, each in its own subprocess."""
-    repeats = repeats or {1024: 3, 2048: 2, 4096: 1}
+    import os
+
+    repeats = repeats or {1024: 3, 2048: 2, 4096: 2}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": str(2**20)}
     rows = []
     for n in tokens:
         for attn in attns:
@@ -104,12 +140,15 @@ def bench_attention(repeats: dict[int, int] | None = None, tokens: tuple[int, ..
                 continue
             code = (f"import json; from vla_policy.bench import _one; "
                     f"print(json.dumps(_one({attn!r}, {n}, {repeats.get(n, 1)})))")
+            load = os.getloadavg()[0]
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                                 env={"OMP_NUM_THREADS": "1", **_env()})
+                                 env=env)
             if res.returncode != 0:
                 rows.append({"attention": attn, "tokens": n, "skipped": f"failed: {res.stderr[-300:]}"})
                 continue
-            rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            row["load_avg_1m_before"] = load
+            rows.append(row)
     for n in tokens:
         refs = [r for r in rows if r["attention"] == "softmax" and r["tokens"] == n and "step_s" in r]
         ref = refs[0] if refs else None
@@ -119,12 +158,6 @@ def bench_attention(repeats: dict[int, int] | None = None, tokens: tuple[int, ..
                 r["speedup_vs_softmax"] = ref["step_s"] / r["step_s"]
                 r["memory_ratio_vs_softmax"] = r["peak_rss_delta_mb"] / max(ref["peak_rss_delta_mb"], 1e-6)
     return rows
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 def synthetic_scene(n_objects: int = 6, feature_dim: int = 256, seed: int = 0):
@@ -190,8 +223,8 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, title in ((axes[0], "step_s", "train step time (s), B=8, D=256, H=8"),
-                           (axes[1], "peak_rss_delta_mb", "peak RSS delta (MB)")):
+    for ax, key, title in ((axes[0], "step_s", "attention block fwd+bwd time (s), B=8, D=256, H=8"),
+                           (axes[1], "peak_rss_delta_mb", "peak RSS delta of the step (MB)")):
         for attn in ATTNS:
             pts = [(r["tokens"], r[key]) for r in rows if r["attention"] == attn and key in r]
             if pts:
@@ -208,10 +241,14 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 def run(out_dir: Path) -> dict[str, Any]:
     """Run all policy benchmarks; write ``bench_policy.json`` and ``bench_policy.png`` in ``out_dir``."""
+    import os
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    load_before = os.getloadavg()
     rows = bench_attention()
+    load_after = os.getloadavg()
     policy = bench_policy()
     at4k = {r["attention"]: r for r in rows if r["tokens"] == 4096}
     mg = at4k.get("mgfa", {})
@@ -222,9 +259,16 @@ def run(out_dir: Path) -> dict[str, Any]:
         "memory_goal_met": mem is not None and mem <= 0.25,
         "speed_goal_met": speed is not None and speed >= 10.0,
     }
-    result = {"name": "policy", "setup": {"batch": BATCH, "width": WIDTH, "heads": HEADS, "threads": 1,
-                                          "mgfa": {"k_keep": 64, "num_memory": 8}},
-              "attention": rows, "goal": goal, "policy_latency": policy,
+    setup = {
+        "batch": BATCH, "width": WIDTH, "heads": HEADS, "threads": 1, "dtype": "float32", "device": "cpu",
+        "measured": "attention block alone: out, _ = attn(x, x, x) with x (B, N, D) requiring grad, then "
+                    "out.backward(grad_out); no norm/FFN/loss/optimizer; median step time after 1 warm-up; "
+                    "peak RSS (VmHWM reset after warm-up) minus RSS before the timed steps, "
+                    "MALLOC_MMAP_THRESHOLD_=1 MiB, one subprocess per row",
+        "mgfa": dict(MGFA_KW), "mgfa-k256": {**MGFA_KW, "k_keep": 256},
+        "cpu_count": os.cpu_count(), "load_avg_before": load_before, "load_avg_after": load_after,
+    }
+    result = {"name": "policy", "setup": setup, "attention": rows, "goal": goal, "policy_latency": policy,
               "wall_s": time.perf_counter() - t0}
     (out_dir / "bench_policy.json").write_text(json.dumps(result, indent=2))
     _plot(rows, out_dir / "bench_policy.png")

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The learned policy behind ``vla eval``'s policy interface, so it runs the benchmark protocol.
+
+``act(frames, instruction_text, robot_state)`` does exactly what the ROS graph does for one
+decision, in one process: perception (CLIP dense features + multi-view fusion,
+``vla_perception.pipeline.PerceptionPipeline``) on the rendered RGB-D frames, then
+``Policy.decide`` on the fused cloud. It sees no simulator state: frames, text and the robot's
+own phase only. Failed grasp positions of the episode are excluded on retries, as the policy
+node does.
+
+Usage::
+
+    vla eval --policy vla_policy.sim_adapter:make_sr --task grasp --split seen --episodes 20
+    vla eval --policy vla_policy.sim_adapter:make_sr_mgfa --task grasp --split unseen
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from vla_common.camera import RGBDFrame
+
+logger = logging.getLogger(__name__)
+
+
+class LearnedSimPolicy:
+    """Perception + a shipped (or given) policy checkpoint as a ``vla_sim.evaluation.Policy``.
+
+    Args:
+        checkpoint: shipped variant name (``SR``, ``SR+MGFA``) or a checkpoint directory.
+        clip_model: CLIP for both the point features and the instruction (must match training).
+        exclude_radius_m: candidates within this distance of an earlier failed pose are skipped.
+    """
+
+    privileged = False
+    needs_frames = True
+
+    def __init__(self, checkpoint: str = "SR", clip_model: str = "compact",
+                 exclude_radius_m: float = 0.03) -> None:
+        from vla_perception.pipeline import PerceptionPipeline
+        from vla_policy.policy import Policy
+
+        self.name = f"learned:{checkpoint}"
+        self.policy = Policy.load(checkpoint)
+        self.pipeline = PerceptionPipeline({"clip_model": clip_model})
+        self.exclude_radius_m = float(exclude_radius_m)
+        self._tried: list[np.ndarray] = []
+        self.last_decision: Any = None
+
+    def reset(self) -> None:
+        """Forget the failed poses of the previous episode."""
+        self._tried = []
+
+    def act(self, frames: list[RGBDFrame], instruction_text: str,
+            robot_state: dict[str, Any]) -> np.ndarray | None:
+        """(4, 4) world TCP pose for ``robot_state['phase']`` (grasp or place), or None."""
+        kind = "place" if robot_state.get("phase") == "place" else "grasp"
+        cloud = self.pipeline.process(frames)
+        exclude = [(p, self.exclude_radius_m) for p in self._tried] if kind == "grasp" else None
+        decision = self.policy.decide(cloud, instruction_text, text_encoder=self.pipeline.clip, kind=kind,
+                                      exclude=exclude)
+        self.last_decision = decision
+        pose = getattr(decision, "pose", None)
+        if pose is None:
+            logger.info("policy proposed nothing for %r (%s)", instruction_text,
+                        getattr(decision, "outcome", ""))
+            return None
+        if kind == "grasp":  # an episode's next attempt comes only after this one failed
+            self._tried.append(np.asarray(pose)[:3, 3].copy())
+        return np.asarray(pose, dtype=np.float64)
+
+
+def make_sr() -> LearnedSimPolicy:
+    """The shipped SR checkpoint (two-stage + DSSA) with the compact CLIP."""
+    return LearnedSimPolicy("SR")
+
+
+def make_sr_mgfa() -> LearnedSimPolicy:
+    """The shipped SR+MGFA checkpoint with the compact CLIP."""
+    return LearnedSimPolicy("SR+MGFA")
