@@ -10,11 +10,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_learned_policy_runs_one_benchmark_episode():
+    from vla_policy.sim_adapter import make_sr
     from vla_sim.evaluation import Policy, run_episode
     from vla_sim.scenes import make_case
     from vla_sim.world import SimWorld
-
-    from vla_policy.sim_adapter import make_sr
 
     policy = make_sr()
     assert isinstance(policy, Policy) and not policy.privileged
