@@ -319,3 +319,12 @@ def test_mgfa_fused_path_without_input_grad():
     out, _ = attn(x, x, x, key_padding_mask=kpm)  # x does not require grad
     out.square().mean().backward()
     assert attn.gate.weight.grad.abs().sum() > 0 and attn.memory.grad.abs().sum() > 0
+
+
+def test_mgfa_old_checkpoint_format_gives_clear_error():
+    attn = _mgfa()
+    old = {k: v for k, v in attn.state_dict().items()}
+    old["gate_norm.weight"] = torch.ones(D)
+    with pytest.raises(ValueError, match="retrain"):
+        attn.load_state_dict(old)
+    attn.load_state_dict(_mgfa().state_dict())  # the current format loads

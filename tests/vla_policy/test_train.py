@@ -41,3 +41,23 @@ def test_train_resume_and_load(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert "presence_threshold" in summary
     assert (out / "best" / "model.safetensors").stat().st_size < 20e6
+
+
+def test_on_target_metric_and_off_target_filter():
+    import numpy as np
+
+    from vla_policy.train import off_target, on_object
+
+    box = [[0.0, 0.0, 0.0], [0.1, 0.1, 0.1]]
+    assert on_object(np.array([0.105, 0.05, 0.05]), box)  # within the 1 cm margin
+    assert not on_object(np.array([0.12, 0.05, 0.05]), box)
+    pose = np.eye(4)
+    pose[:3, 3] = [0.3, 0.3, 0.05]  # the expert grasped something else (a blocker)
+    s = {"target_pose": pose, "meta": {"task": "grasp", "target": "mug",
+                                       "object_aabbs": {"mug": box, "box": [[0.25] * 3, [0.35] * 3]}}}
+    assert off_target(s)
+    pose[:3, 3] = [0.05, 0.05, 0.05]
+    assert not off_target(s)
+    s["meta"].pop("object_aabbs")  # older shards: no metadata, kept
+    pose[:3, 3] = [0.3, 0.3, 0.05]
+    assert not off_target(s)

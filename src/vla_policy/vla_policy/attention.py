@@ -532,6 +532,15 @@ class MemoryGatedFilteringAttention(AttentionBase):
         self.fused = True  # low-memory custom-backward reads in self-attention (False: plain autograd)
         self.chunk = 1024  # tokens per block in the fused memory read
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "gate_norm.weight" in state_dict:
+            raise ValueError(
+                f"checkpoint entry {prefix!r} holds the pre-redesign MGFA (gate_norm, per-head memory "
+                f"(H, M, Dh)), which the current memory-gated filtering attention cannot load; retrain "
+                f"the variant (e.g. `vla train --variant SR+MGFA ...`) with this code"
+            )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _gate_logit(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.gate.weight[:1], self.gate.bias[:1]).squeeze(-1)  # (B, N)
 
