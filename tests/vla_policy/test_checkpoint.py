@@ -1,16 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
 """The shipped SR checkpoint on held-out seen grasp scenes, live: sim -> perception -> priors -> policy.
 
-Episodes use seeds far from the collected ones (collection used 0..399), rendered and fused exactly
-as at collection time; the expert's grasp is the reference. A pick counts when it is the expert's
-labelled candidate or lies within 2 cm and 15 deg of the expert's grasp.
+Episodes use seeds far from the collected ones (training used 0..~95 and 100..~220), rendered and
+fused exactly as at collection time with the shipped compact CLIP; the expert's grasp and the
+simulator's object boxes are the references. Two rates are asserted:
 
-Measured at shipping time (checkpoints/SR/README.md): 0 of the 8 decisions these 12 seeds give,
-2 of 18 (11 %) on 30 held-out grasp episodes (seeds 900000-900029) - chance level, because the
-compact CLIP's features barely ground the instructions (zero-shot top-1 2.5 % vs 1.7 % chance on
-our data) and only 386 demonstrations were collected. FLOOR is the modest above-chance rate a
-useful checkpoint must reach; the test is marked xfail (not strict) until one is shipped, so it
-runs, reports the real rate, and turns XPASS when a better checkpoint lands.
+* on target: the chosen grasp position lies on the instructed object (its world AABB grown by 1 cm,
+  ``train.on_object``) - the pick is the right object. Chance (share of candidates on the target)
+  is ~0.12 on these scenes (15 objects each).
+* hit: the chosen candidate is the expert's labelled one or within 2 cm and 15 deg of its grasp.
+
+Measured at shipping time (checkpoints/README.md): on target 0.36 and hit 0.12 on 83 held-out
+decisions (seeds 900000-900149); on the decisions that this test's seeds give, on target
+ON_TARGET_MEASURED and hit HIT_MEASURED. The floors sit below those measurements (the renders'
+depth noise differs with the world seed) and well above chance, so a checkpoint that stopped
+grounding the instruction fails.
 """
 
 from __future__ import annotations
@@ -23,15 +27,17 @@ import pytest
 from vla_policy.policy import CHECKPOINT_DIR
 
 SR_DIR = CHECKPOINT_DIR / "SR"
-SEEDS = range(900_000, 900_012)
-FLOOR = 0.10
+SEEDS = range(900_000, 900_024)
+ON_TARGET_MEASURED = 0.64  # 9 of 14 decisions, measured with this test at shipping time
+HIT_MEASURED = 0.29  # 4 of 14 (exact 2 of 14)
+ON_TARGET_FLOOR = 0.45  # chance ~0.12
+HIT_FLOOR = 0.14  # chance ~0.02 exact
 
 pytestmark = pytest.mark.skipif(not (SR_DIR / "config.json").exists(), reason="no shipped SR checkpoint")
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="shipped SR checkpoint measured at chance level (see README)")
-def test_shipped_sr_picks_expert_grasp_on_heldout_scenes():
+def test_shipped_sr_picks_the_instructed_object_on_heldout_scenes():
     import torch
 
     from vla_policy.policy import Policy
@@ -39,9 +45,12 @@ def test_shipped_sr_picks_expert_grasp_on_heldout_scenes():
 
     torch.set_num_threads(1)
     policy = Policy.load(SR_DIR)
+    assert policy.cfg.relevance_pool, "the shipped SR checkpoint should use the semantic-mask pooling"
     samples = heldout_samples("grasp", SEEDS, policy.meta.get("clip") or "compact")
-    assert len(samples) >= 8, "too few held-out decisions could be labelled by the expert"
+    assert len(samples) >= 10, "too few held-out decisions could be labelled by the expert"
     ev = evaluate(policy.model, samples)
     print(json.dumps(ev))
-    assert ev["val_hit"] >= FLOOR, ev
+    assert ev["val_n_target"] == ev["val_n"], "held-out samples should carry the object boxes"
+    assert ev["val_on_target"] >= ON_TARGET_FLOOR, ev
+    assert ev["val_hit"] >= HIT_FLOOR, ev
     assert np.isfinite(ev["val_ce"])

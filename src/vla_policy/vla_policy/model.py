@@ -222,7 +222,8 @@ class PolicyModel(nn.Module):
             dict with ``logits`` (B, C) (-inf at padded candidates), ``relevance`` (B, N) 1-Align
             logits (-inf at padded points; zeros for BASE), ``keep_idx`` (B, K) indices of the
             semantic mask, ``cross_attn`` (B, C, K), ``kept_xyz`` (B, K, 3), ``kept_pad`` (B, K),
-            and for two-stage models ``align_vis`` (B, D) / ``align_txt`` (B, D).
+            for two-stage models ``align_vis`` (B, D) / ``align_txt`` (B, D), and with
+            ``relevance_pool`` the pooled relevance ``relevance_pool`` (B, C) (step 5).
         """
         xyz, feats, pmask = batch[XYZ], batch[FEATURES], batch[POINT_MASK]
         if not bool(pmask.any(1).all()):
