@@ -13,9 +13,10 @@ import argparse
 import importlib
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,33 +61,56 @@ def _headline(result: dict[str, Any], limit: int = 8) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in ranked[:limit])
 
 
+MISSING_EXIT = 3  # child exit code: the benchmark's module does not exist
+
+
+def _child(module_name: str, out_dir: Path, result_path: Path) -> int:
+    """Run one benchmark module in this (child) process and write its result dict as JSON."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return MISSING_EXIT
+        raise
+    result = module.run(out_dir)
+    result_path.write_text(json.dumps(result if isinstance(result, dict) else {}, default=str))
+    return 0
+
+
 def run_benchmarks(out_dir: Path, only: list[str] | None = None) -> list[BenchOutcome]:
-    """Run the selected benchmarks (all by default), each isolated from the others' failures."""
+    """Run the selected benchmarks (all by default), each in its own process.
+
+    Separate processes keep one benchmark's failures, crashes and leftovers from the next (a
+    PyBullet EGL context closed in a process that then runs torch has segfaulted here).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     outcomes = []
     for name in only or list(BENCHMARKS):
         module_name = BENCHMARKS[name]
         print(f"[bench] {name}: running {module_name}.run({out_dir}) ...", flush=True)
         t0 = time.perf_counter()
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                outcomes.append(BenchOutcome(name, "missing", error=f"{module_name} does not exist yet"))
-                print(f"[bench] {name}: MISSING ({module_name} not found)", flush=True)
-                continue
-            outcomes.append(BenchOutcome(name, "failed", error=f"import failed: {exc!r}"))
-            print(f"[bench] {name}: FAILED to import: {exc!r}", flush=True)
-            continue
-        try:
-            result = module.run(out_dir)
-            result = result if isinstance(result, dict) else {}
-            outcome = BenchOutcome(name, "ok", time.perf_counter() - t0, result)
-            print(f"[bench] {name}: ok in {outcome.seconds:.1f} s", flush=True)
-        except Exception as exc:  # noqa: BLE001 (one failing benchmark must not stop the others)
-            tb = traceback.format_exc(limit=4)
-            outcome = BenchOutcome(name, "failed", time.perf_counter() - t0, error=f"{exc!r}\n{tb}")
-            print(f"[bench] {name}: FAILED after {outcome.seconds:.1f} s: {exc!r}", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            result_path = Path(tmp) / "result.json"
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+            proc = subprocess.Popen([sys.executable, "-m", "vla_common.bench", "--child", module_name,
+                                     "--out", str(out_dir), "--result", str(result_path)],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    errors="replace")
+            tail: list[str] = []
+            for line in proc.stdout:  # forward the benchmark's output, keep its end for the summary
+                sys.stdout.write(line)
+                tail = (tail + [line])[-25:]
+            code = proc.wait()
+            seconds = time.perf_counter() - t0
+            if code == MISSING_EXIT:
+                outcome = BenchOutcome(name, "missing", seconds, error=f"{module_name} does not exist yet")
+            elif code != 0 or not result_path.is_file():
+                outcome = BenchOutcome(name, "failed", seconds,
+                                       error=f"benchmark process exited with code {code}:\n" + "".join(tail))
+            else:
+                outcome = BenchOutcome(name, "ok", seconds, json.loads(result_path.read_text()))
+        print(f"[bench] {name}: {outcome.status.upper() if outcome.status != 'ok' else 'ok'} "
+              f"in {outcome.seconds:.1f} s", flush=True)
         outcomes.append(outcome)
     return outcomes
 
@@ -113,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vla bench", description="Run the performance benchmarks.")
     ap.add_argument("--out", type=Path, default=Path("results"), help="output directory (default: results)")
     ap.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(BENCHMARKS)}")
+    ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: module to run in this process
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        return _child(args.child, args.out, args.result)
     only = None
     if args.only:
         only = [n.strip() for n in args.only.split(",") if n.strip()]
