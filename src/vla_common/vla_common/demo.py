@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -146,6 +147,7 @@ def run_demo(instruction: str, robot: str = "ur5", task: str = "grasp", split: s
 
     from vla_common.launcher import Launcher
 
+    saved_env = dict(os.environ)  # restored on return: callers (tests) keep their own ROS domain
     apply_localhost_env()
     nodes = graph("sim", robot=robot)
     for node in nodes:
@@ -200,6 +202,8 @@ def run_demo(instruction: str, robot: str = "ur5", task: str = "grasp", split: s
         launcher.stop()
         if out is not None:
             out.close()
+        os.environ.clear()
+        os.environ.update(saved_env)
     if save is not None:
         _save(result, frames, Path(save))
     return result
