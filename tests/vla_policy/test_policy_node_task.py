@@ -84,7 +84,13 @@ def _run_task(tmp_path, threshold, motion_results):
             assert proc.poll() is None, proc.stdout.read()
             answered_instr = [e for e in events if e["event"].startswith("instruction_")]
             if not sent or not answered_instr:
-                if node.count_subscribers("/vla/instruction") > 0 and time.monotonic() - last_cloud > 0.5:
+                # both directions discovered: our instruction reaches the node, and its requests and
+                # status events reach us (discovery is not symmetric under load)
+                linked = (node.count_subscribers("/vla/instruction") > 0
+                          and node.count_publishers("/vla/perception/request") > 0
+                          and node.count_publishers("/vla/status") > 1  # the node's and ours
+                          and cloud_pub.get_subscription_count() > 0)
+                if linked and time.monotonic() - last_cloud > 0.5:
                     instr.publish(String(data="grasp the box"))
                     sent = True
                     last_cloud = time.monotonic()
@@ -98,7 +104,9 @@ def _run_task(tmp_path, threshold, motion_results):
                 answered += 1
                 status_pub.publish(String(data=make_status("executor", "motion_done", "info", "test executor",
                                                            success=ok, kind="grasp")))
-            elif requests and len(selected) < len(requests) and time.monotonic() - last_cloud > 1.0:
+            elif answered == len(selected) and time.monotonic() - last_cloud > 1.0:
+                # waiting for a decision: offer a fresh cloud every second (the node only takes one
+                # stamped after its own request, so a missed request event cannot stall the task)
                 cloud_pub.publish(numpy_to_pointcloud2(xyz, None, feats, "world", time.time()))
                 last_cloud = time.monotonic()
         node.destroy_node()
