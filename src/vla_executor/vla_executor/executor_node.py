@@ -19,15 +19,14 @@ config/executor_ur5.yaml -p robot:=ur5``.
 from __future__ import annotations
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, PointCloud2
 from std_msgs.msg import Bool, Float64, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_common.conversions import joint_state_to_numpy, pointcloud2_to_numpy, pose_stamped_to_matrix
+from vla_common.node_runner import spin_node
 from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
 from vla_common.transforms import pose_to_matrix
@@ -203,15 +202,7 @@ class ExecutorNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the executor node until shut down."""
-    rclpy.init(args=args)
-    node = ExecutorNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(ExecutorNode, args)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,12 @@ import os
 import time
 from pathlib import Path
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Empty, String
 
 from vla_common import conversions as conv
+from vla_common.node_runner import spin_node
 from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
 from vla_perception.fusion import FusionConfig, NoUsableViewError
@@ -207,18 +206,7 @@ class PerceptionNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the perception node until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PerceptionNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(PerceptionNode, args)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseArray, PoseStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Empty, String
@@ -45,6 +43,7 @@ from vla_common.conversions import (
     pointcloud2_to_numpy,
     time_to_s,
 )
+from vla_common.node_runner import spin_node
 from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
 from vla_policy.policy import InstructionError, check_instruction, clip_weights_sha256
@@ -276,17 +275,7 @@ class PolicyNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the policy node until shut down."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PolicyNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(PolicyNode, args)
 
 
 if __name__ == "__main__":

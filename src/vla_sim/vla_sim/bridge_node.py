@@ -40,10 +40,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-import rclpy
 import yaml
-from rclpy._rclpy_pybind11 import RCLError
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -63,6 +60,7 @@ try:  # the foundation's conversions (sensor_msgs <-> numpy)
 except ImportError as exc:  # pragma: no cover (vla_common ships them)
     raise ImportError(f"vla_sim.bridge_node needs vla_common.conversions and vla_common.qos: {exc}") from exc
 
+from vla_common.node_runner import spin_node
 from vla_sim import objects as objlib
 from vla_sim.checks import LIFT_SUCCESS_M
 from vla_sim.robot import PHYSICS_HZ, MotionRefused
@@ -316,21 +314,7 @@ class SimBridgeNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the sim bridge until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimBridgeNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RCLError:
-        if rclpy.ok():  # a real failure, not a publish racing the shutdown on SIGTERM
-            raise
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(SimBridgeNode, args)
 
 
 if __name__ == "__main__":

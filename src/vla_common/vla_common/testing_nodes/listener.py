@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
 
+from vla_common.node_runner import spin_node
 from vla_common.qos import RELIABLE_QOS
 
 
@@ -25,15 +24,7 @@ class Listener(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the listener until shut down."""
-    rclpy.init(args=args)
-    node = Listener()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(Listener, args)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
 
+from vla_common.node_runner import spin_node
 from vla_common.qos import RELIABLE_QOS
 
 
@@ -31,15 +30,7 @@ class Talker(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the talker until shut down."""
-    rclpy.init(args=args)
-    node = Talker()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(Talker, args)
 
 
 if __name__ == "__main__":
