@@ -25,8 +25,8 @@ are never NaN. Only when no view is usable does :func:`fuse_views` raise.
 
 from __future__ import annotations
 
+import functools
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,9 +135,8 @@ def _clean_depth(depth: np.ndarray, cfg: FusionConfig) -> np.ndarray:
     return np.where(bad, np.float32(np.nan), d)
 
 
-def check_view(frame: RGBDFrame, fmap: torch.Tensor | np.ndarray | None, dim: int | None,
-               newest_stamp_s: float, cfg: FusionConfig) -> str | None:
-    """Why ``frame`` (with its feature map) cannot be used, or None when it can."""
+def check_frame(frame: RGBDFrame | None, newest_stamp_s: float, cfg: FusionConfig) -> str | None:
+    """Why ``frame`` cannot be used for geometry, or None when it can."""
     if frame is None:
         return "missing frame"
     try:
@@ -146,19 +145,33 @@ def check_view(frame: RGBDFrame, fmap: torch.Tensor | np.ndarray | None, dim: in
         return f"malformed: {exc}"
     if not isinstance(frame.stamp_s, (int, float)) or not np.isfinite(frame.stamp_s):
         return f"malformed: stamp_s must be a finite number, got {frame.stamp_s!r}"
-    if fmap is None:
-        return "missing feature map"
-    if fmap.ndim != 3 or (dim is not None and fmap.shape[0] != dim):
-        return f"feature map must be (D={dim}, h, w), got {tuple(fmap.shape)}"
-    if not bool(torch.isfinite(torch.as_tensor(fmap)).all()):
-        return "feature map has non-finite values"
     if newest_stamp_s - frame.stamp_s > cfg.max_stamp_skew_s:
         return f"stale: {newest_stamp_s - frame.stamp_s:.3f} s older than the newest view"
-    d = np.asarray(frame.depth)
-    ok = np.isfinite(d) & (d >= cfg.depth_min_m) & (d <= cfg.depth_max_m)
-    if not ok.any():
-        return f"no valid depth (all NaN, zero or outside [{cfg.depth_min_m}, {cfg.depth_max_m}] m)"
     return None
+
+
+def check_feature_map(fmap: torch.Tensor | np.ndarray | None, dim: int | None) -> str | None:
+    """Why a view's (D, h, w) feature map cannot be used, or None when it can."""
+    if fmap is None:
+        return "missing feature map"
+    if getattr(fmap, "ndim", 0) != 3 or (dim is not None and fmap.shape[0] != dim):
+        return f"feature map must be (D={dim}, h, w), got {tuple(getattr(fmap, 'shape', ()))}"
+    if not bool(torch.isfinite(torch.as_tensor(fmap)).all()):
+        return "feature map has non-finite values"
+    return None
+
+
+def _no_depth_reason(cfg: FusionConfig) -> str:
+    return f"no valid depth (all NaN, zero or outside [{cfg.depth_min_m}, {cfg.depth_max_m}] m)"
+
+
+def check_view(frame: RGBDFrame | None, fmap: torch.Tensor | np.ndarray | None, dim: int | None,
+               newest_stamp_s: float, cfg: FusionConfig) -> str | None:
+    """Why ``frame`` (with its feature map) cannot be used, or None when it can."""
+    reason = check_frame(frame, newest_stamp_s, cfg) or check_feature_map(fmap, dim)
+    if reason is None and not np.isfinite(_clean_depth(frame.depth, cfg)).any():
+        return _no_depth_reason(cfg)
+    return reason
 
 
 def pixel_stride(frame: RGBDFrame, depth: np.ndarray, cfg: FusionConfig) -> int:
@@ -172,23 +185,34 @@ def pixel_stride(frame: RGBDFrame, depth: np.ndarray, cfg: FusionConfig) -> int:
     return int(max(1, np.floor(cfg.voxel_size_m * f / float(z))))
 
 
-def backproject(frame: RGBDFrame, cfg: FusionConfig) -> tuple[np.ndarray, np.ndarray]:
-    """World points (M, 3) float64 and colours (M, 3) uint8 of the valid depth pixels of one view."""
-    depth = _clean_depth(frame.depth, cfg)
-    u, v, rays = _camera_rays(frame.intrinsics, pixel_stride(frame, depth, cfg))
+@functools.lru_cache(maxsize=16)
+def _camera_rays_cached(intr, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    u, v, rays = _camera_rays(intr, stride)
+    return u, v, rays.astype(np.float32)
+
+
+def backproject(frame: RGBDFrame, cfg: FusionConfig,
+                depth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """World points (M, 3) float32 and colours (M, 3) uint8 of the valid depth pixels of one view.
+
+    ``depth`` is the view's depth after ``_clean_depth`` when the caller has it already.
+    """
+    depth = _clean_depth(frame.depth, cfg) if depth is None else depth
+    u, v, rays = _camera_rays_cached(frame.intrinsics, pixel_stride(frame, depth, cfg))
     z = depth[v, u]
     ok = np.isfinite(z)
     z, rays, u, v = z[ok], rays[ok], u[ok], v[ok]
-    pc = np.column_stack([rays * z[:, None], z])  # (M, 3) camera optical frame
-    T = np.asarray(frame.T_world_cam, dtype=np.float64)
-    pw = pc @ T[:3, :3].T + T[:3, 3]
+    T = np.asarray(frame.T_world_cam, dtype=np.float32)
+    # p_world = R (z [x_n, y_n, 1]) + t, without building the (M, 3) camera-frame array first
+    pw = (rays @ T[:3, :2].T + T[:3, 2]) * z[:, None] + T[:3, 3]  # (M, 3)
     return pw, frame.rgb[v, u]
 
 
 def crop_workspace(xyz: np.ndarray, cfg: FusionConfig) -> np.ndarray:
     """Boolean mask (M,) of points inside the workspace box."""
-    lo, hi = np.asarray(cfg.workspace_min), np.asarray(cfg.workspace_max)
-    return np.all((xyz >= lo) & (xyz <= hi), axis=1)
+    lo, hi = cfg.workspace_min, cfg.workspace_max
+    x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    return (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]) & (z >= lo[2]) & (z <= hi[2])
 
 
 def voxel_downsample(xyz: np.ndarray, rgb: np.ndarray, voxel_m: float) -> tuple[np.ndarray, np.ndarray]:
@@ -208,12 +232,12 @@ def project(xyz: np.ndarray, frame: RGBDFrame) -> tuple[np.ndarray, np.ndarray, 
     """Project world points into one view.
 
     Returns:
-        u, v: (N,) float pixel coordinates (pixel centres at integers).
+        u, v: (N,) float pixel coordinates (pixel centres at integers), in xyz's float type.
         z: (N,) depth along the optical axis, metres (<= 0 behind the camera).
     """
-    T = np.asarray(frame.T_world_cam, dtype=np.float64)
+    T = np.asarray(frame.T_world_cam, dtype=xyz.dtype if xyz.dtype == np.float32 else np.float64)
     R, t = T[:3, :3], T[:3, 3]
-    pc = (xyz - t) @ R  # (N, 3) = R^T (p - t)
+    pc = xyz @ R - t @ R  # (N, 3) = R^T (p - t)
     z = pc[:, 2]
     zs = np.where(z > 1e-6, z, np.inf)
     k = frame.intrinsics
@@ -269,8 +293,8 @@ def bilinear_taps(u: np.ndarray, v: np.ndarray, width: int, height: int, h: int,
         cols: (N, 4) int64 flat patch indices (y * w + x).
         vals: (N, 4) float32 weights summing to 1 per point.
     """
-    gx = np.clip((np.asarray(u, np.float64) + 0.5) * (w / width) - 0.5, 0.0, w - 1.0)
-    gy = np.clip((np.asarray(v, np.float64) + 0.5) * (h / height) - 0.5, 0.0, h - 1.0)
+    gx = np.clip((np.asarray(u, np.float32) + 0.5) * np.float32(w / width) - 0.5, 0.0, w - 1.0)
+    gy = np.clip((np.asarray(v, np.float32) + 0.5) * np.float32(h / height) - 0.5, 0.0, h - 1.0)
     gx = np.nan_to_num(gx, nan=0.0)
     gy = np.nan_to_num(gy, nan=0.0)
     x0, y0 = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
@@ -281,9 +305,189 @@ def bilinear_taps(u: np.ndarray, v: np.ndarray, width: int, height: int, h: int,
     return cols, vals
 
 
+@dataclass
+class FusionGeometry:
+    """The feature-independent half of fusion: candidate points and every view's confidences.
+
+    It depends on depth and poses only, so :class:`~vla_perception.pipeline.PerceptionPipeline`
+    computes it while the CLIP tower runs on the same frames.
+
+    Attributes:
+        xyz: (N, 3) float32 voxelised candidate points, world frame, metres.
+        rgb: (N, 3) uint8 mean colour per voxel.
+        views: (input index, name) of each usable view, in order.
+        conf: (V, N) float32 depth-consistency confidence of each point in each usable view.
+        u: (V, N) float32 projected pixel column of each point in each usable view.
+        v: (V, N) float32 projected pixel row.
+        image_sizes: (width, height) of each usable view.
+        dropped_views: "name: reason" for every view that was not used.
+        timings_ms: ``downsampling`` and ``projection`` (back-projection, crop, confidences) in ms.
+        grid_hw: the (h, w) patch grid the taps were precomputed for, or None.
+        taps: per usable view, its seen points' bilinear taps in a ``grid_hw`` map (cols (n, 4),
+            confidence-weighted vals (n, 4)), precomputed when ``grid_hw`` was given.
+    """
+
+    xyz: np.ndarray
+    rgb: np.ndarray
+    views: list[tuple[int, str]]
+    conf: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    image_sizes: list[tuple[int, int]]
+    dropped_views: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    grid_hw: tuple[int, int] | None = None
+    taps: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def view_taps(self, k: int, h: int, w: int, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bilinear taps of view ``k``'s points in ``seen`` for an (h, w) patch map.
+
+        Returns cols (n, 4) and confidence-weighted vals (n, 4); precomputed ones when they fit.
+        """
+        if self.taps is not None and self.grid_hw == (h, w) and seen.all():
+            return self.taps[k]
+        width, height = self.image_sizes[k]
+        cols, vals = bilinear_taps(self.u[k, seen], self.v[k, seen], width, height, h, w)
+        return cols, vals * self.conf[k, seen][:, None]
+
+
+def _view_name(frame: RGBDFrame | None, i: int) -> str:
+    return getattr(frame, "name", None) or f"view{i}"
+
+
+def fusion_geometry(frames: list[RGBDFrame | None], cfg: FusionConfig | None = None,
+                    skip: dict[int, str] | None = None,
+                    grid_hw: tuple[int, int] | None = None) -> FusionGeometry:
+    """Candidate points of all usable views and their per-view confidences (module docstring).
+
+    Points no usable view sees with confidence > 0 are removed here.
+
+    Args:
+        frames: V RGB-D frames (None entries are missing views).
+        cfg: fusion parameters; defaults when None.
+        skip: views already known to be unusable (input index -> reason), e.g. a bad feature map.
+        grid_hw: the (h, w) patch grid of the feature maps to come, when known: their bilinear
+            taps are then precomputed here (off the critical path when overlapped with CLIP).
+
+    Raises:
+        NoUsableViewError: when no view is usable (the message lists each view's reason).
+    """
+    cfg = cfg or FusionConfig()
+    skip = skip or {}
+    t0 = time.perf_counter()
+    stamps = [f.stamp_s for f in frames
+              if f is not None and isinstance(getattr(f, "stamp_s", None), (int, float))]
+    newest = max(stamps) if stamps else 0.0
+    usable: list[tuple[int, RGBDFrame, np.ndarray]] = []
+    dropped: list[str] = []
+    for i, frame in enumerate(frames):
+        reason = check_frame(frame, newest, cfg) or skip.get(i)
+        depth = None
+        if reason is None:
+            depth = _clean_depth(frame.depth, cfg)
+            if not np.isfinite(depth).any():
+                reason = _no_depth_reason(cfg)
+        if reason is None:
+            usable.append((i, frame, depth))
+        else:
+            dropped.append(f"{_view_name(frame, i)}: {reason}")
+    if not usable:
+        raise NoUsableViewError("no usable camera view: " + "; ".join(dropped) if dropped else
+                                "fuse_views got no views")
+
+    # Candidate points: back-projected depth of all usable views, cropped, voxelised.
+    pts, cols = [], []
+    for _, frame, depth in usable:
+        p, c = backproject(frame, cfg, depth)
+        keep = crop_workspace(p, cfg)
+        pts.append(p[keep])
+        cols.append(c[keep])
+    xyz, rgb = np.concatenate(pts), np.concatenate(cols)
+    t1 = time.perf_counter()
+    xyz, rgb = voxel_downsample(xyz, rgb, cfg.voxel_size_m)
+    xyz = np.ascontiguousarray(xyz, dtype=np.float32)
+    t2 = time.perf_counter()
+    conf, us, vs = (np.stack(a) for a in zip(*(view_confidence(xyz, frame, cfg, depth)
+                                                for _, frame, depth in usable)))  # (V, N) each
+    seen = conf.sum(0) > 0
+    geometry = FusionGeometry(
+        xyz=xyz[seen], rgb=rgb[seen], views=[(i, _view_name(f, i)) for i, f, _ in usable],
+        conf=conf[:, seen], u=us[:, seen].astype(np.float32), v=vs[:, seen].astype(np.float32),
+        image_sizes=[(f.intrinsics.width, f.intrinsics.height) for _, f, _ in usable],
+        dropped_views=dropped)
+    if grid_hw is not None:
+        everything = np.ones(len(geometry.xyz), dtype=bool)
+        geometry.taps = [geometry.view_taps(k, *grid_hw, everything) for k in range(len(usable))]
+        geometry.grid_hw = tuple(grid_hw)
+    t3 = time.perf_counter()
+    geometry.timings_ms = {"downsampling": (t2 - t1) * 1e3, "projection": (t1 - t0 + t3 - t2) * 1e3}
+    return geometry
+
+
+def fuse_features(geometry: FusionGeometry, feature_maps: list) -> FeatureCloud:
+    """Fuse the usable views' (D, h, w) feature maps at the geometry's points (module docstring).
+
+    Args:
+        geometry: from :func:`fusion_geometry` on the same frames.
+        feature_maps: one (D, h, w) tensor or array per INPUT frame (None = missing), indexed like
+            the frames given to :func:`fusion_geometry`.
+
+    Returns:
+        The fused :class:`FeatureCloud`; a view whose map is missing, malformed or non-finite is
+        dropped here (its points stay only where another view sees them). Its timings are in
+        ``geometry.timings_ms`` (``fusion`` added here).
+
+    Raises:
+        NoUsableViewError: when no usable view has a usable feature map.
+    """
+    t0 = time.perf_counter()
+    dims = [int(feature_maps[i].shape[0]) for i, _ in geometry.views
+            if i < len(feature_maps) and getattr(feature_maps[i], "ndim", 0) == 3]
+    dim = max(set(dims), key=dims.count) if dims else None
+    dropped = list(geometry.dropped_views)
+    rows, maps = [], []
+    for k, (i, name) in enumerate(geometry.views):
+        fmap = feature_maps[i] if i < len(feature_maps) else None
+        reason = check_feature_map(fmap, dim)
+        if reason is None:
+            rows.append(k)
+            maps.append(torch.as_tensor(fmap, dtype=torch.float32).cpu())
+        else:
+            dropped.append(f"{name}: {reason}")
+    if not rows:
+        raise NoUsableViewError("no usable camera view: " + "; ".join(dropped))
+    conf = geometry.conf[rows]  # (V', N)
+    w_sum = conf.sum(0)
+    seen = w_sum > 0
+
+    # Every fused feature is a weighted sum of patch features (4 bilinear taps per view, weighted
+    # by the view's confidence): one weighted bag of 4V patch rows per point, which
+    # F.embedding_bag computes without materialising the (n, 4V, D) gather (~3x faster than a
+    # sparse CSR (n, V*h*w) x (V*h*w, D) product here, and far less memory than V dense samplings).
+    cols_list, vals_list = [], []
+    offset = 0
+    for k, fmap in zip(rows, maps):
+        cols, vals = geometry.view_taps(k, fmap.shape[1], fmap.shape[2], seen)  # (n, 4) each
+        cols_list.append(cols + offset)
+        vals_list.append(vals)
+        offset += fmap.shape[1] * fmap.shape[2]
+    cols = torch.from_numpy(np.concatenate(cols_list, axis=1))  # (n, 4V)
+    vals = torch.from_numpy(np.concatenate(vals_list, axis=1))  # (n, 4V)
+    patches = torch.cat([m.reshape(m.shape[0], -1).T for m in maps]).contiguous()  # (P, D)
+    feat_sum = F.embedding_bag(cols, patches, per_sample_weights=vals, mode="sum")  # (n, D)
+    feats = F.normalize(feat_sum, dim=-1).numpy()
+    geometry.timings_ms["fusion"] = (time.perf_counter() - t0) * 1e3
+    return FeatureCloud(xyz=geometry.xyz[seen], rgb=geometry.rgb[seen], features=feats,
+                        confidence=conf.max(0)[seen], dropped_views=dropped,
+                        n_views=(conf > 0).sum(0).astype(np.int32)[seen])
+
+
 def fuse_views(frames: list[RGBDFrame], feature_maps: list, cfg: FusionConfig | None = None,
                timings_ms: dict | None = None) -> FeatureCloud:
     """Fuse per-view (D, h, w) feature maps into one 3D feature cloud (module docstring).
+
+    :func:`fusion_geometry` followed by :func:`fuse_features`; a view with a bad feature map is
+    dropped before its depth contributes candidate points.
 
     Args:
         frames: V RGB-D frames (None entries are treated as missing views).
@@ -297,73 +501,15 @@ def fuse_views(frames: list[RGBDFrame], feature_maps: list, cfg: FusionConfig | 
     Raises:
         NoUsableViewError: when no view is usable (the message lists each view's reason).
     """
-    cfg = cfg or FusionConfig()
-    t0 = time.perf_counter()
     if len(feature_maps) != len(frames):
         raise ValueError(f"fuse_views got {len(frames)} frames but {len(feature_maps)} feature maps")
     dims = [int(f.shape[0]) for f in feature_maps if f is not None and getattr(f, "ndim", 0) == 3]
     dim = max(set(dims), key=dims.count) if dims else None
-    stamps = [f.stamp_s for f in frames
-              if f is not None and isinstance(getattr(f, "stamp_s", None), (int, float))]
-    newest = max(stamps) if stamps else 0.0
-    usable: list[tuple[RGBDFrame, torch.Tensor]] = []
-    dropped: list[str] = []
-    for i, (frame, fmap) in enumerate(zip(frames, feature_maps)):
-        name = getattr(frame, "name", None) or f"view{i}"
-        reason = check_view(frame, fmap, dim, newest, cfg)
-        if reason is None:
-            usable.append((frame, torch.as_tensor(fmap, dtype=torch.float32)))
-        else:
-            dropped.append(f"{name}: {reason}")
-    if not usable:
-        raise NoUsableViewError("no usable camera view: " + "; ".join(dropped) if dropped else
-                                "fuse_views got no views")
-
-    # Candidate points: back-projected depth of all usable views, cropped, voxelised.
-    pts, cols = zip(*(backproject(f, cfg) for f, _ in usable))
-    xyz, rgb = np.concatenate(pts), np.concatenate(cols)
-    keep = crop_workspace(xyz, cfg)
-    xyz, rgb = xyz[keep], rgb[keep]
-    t1 = time.perf_counter()
-    xyz, rgb = voxel_downsample(xyz, rgb, cfg.voxel_size_m)
-    t2 = time.perf_counter()
-
-    # Every fused feature is a weighted sum of patch features (4 bilinear taps per view, weighted
-    # by the view's confidence): one sparse (N, V*h*w) x (V*h*w, D) product instead of V dense
-    # (N, D) samplings, which are memory-bound for D = 512..768.
-    n = len(xyz)
-    w_sum = np.zeros(n, dtype=np.float32)
-    best = np.zeros(n, dtype=np.float32)
-    n_views = np.zeros(n, dtype=np.int32)
-    cols_list, vals_list, patch_rows = [], [], []
-    offset = 0
-    for frame, fmap in usable:
-        conf, u, v = view_confidence(xyz, frame, cfg)
-        cols, vals = bilinear_taps(u, v, frame.intrinsics.width, frame.intrinsics.height,
-                                   fmap.shape[1], fmap.shape[2])  # (N, 4) each
-        cols_list.append(cols + offset)
-        vals_list.append(vals * conf[:, None])
-        patch_rows.append(fmap.reshape(fmap.shape[0], -1).T)  # (h*w, D)
-        offset += fmap.shape[1] * fmap.shape[2]
-        w_sum += conf
-        best = np.maximum(best, conf)
-        n_views += conf > 0
-    seen = w_sum > 0
-    cols = np.concatenate(cols_list, axis=1)[seen]  # (n, 4V)
-    vals = np.concatenate(vals_list, axis=1)[seen]  # (n, 4V)
-    k = cols.shape[1]
-    with warnings.catch_warnings():  # "sparse CSR is beta": the layout is built valid by construction
-        warnings.simplefilter("ignore", UserWarning)
-        weights = torch.sparse_csr_tensor(torch.arange(0, cols.size + 1, k, dtype=torch.int64),
-                                          torch.from_numpy(cols.ravel().astype(np.int64)),
-                                          torch.from_numpy(vals.ravel().astype(np.float32)),
-                                          size=(int(seen.sum()), offset))
-    patches = torch.cat([torch.as_tensor(p, dtype=torch.float32).cpu() for p in patch_rows])  # (P, D)
-    feat_sum = weights @ patches  # (n, D)
-    feats = F.normalize(feat_sum, dim=-1).numpy().astype(np.float32)
-    t3 = time.perf_counter()
+    skip = {i: r for i, f in enumerate(feature_maps) if (r := check_feature_map(f, dim)) is not None}
+    geometry = fusion_geometry(frames, cfg, skip)
+    cloud = fuse_features(geometry, feature_maps)
     if timings_ms is not None:
-        timings_ms["downsampling"] = (t2 - t1) * 1e3
-        timings_ms["projection_fusion"] = (t1 - t0 + t3 - t2) * 1e3
-    return FeatureCloud(xyz=xyz[seen].astype(np.float32), rgb=rgb[seen], features=feats,
-                        confidence=best[seen], dropped_views=dropped, n_views=n_views[seen])
+        t = geometry.timings_ms
+        timings_ms["downsampling"] = t["downsampling"]
+        timings_ms["projection_fusion"] = t["projection"] + t["fusion"]
+    return cloud

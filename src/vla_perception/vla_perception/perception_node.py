@@ -67,7 +67,8 @@ class PerceptionNode(Node):
         self.declare_parameter("clip_pretrained", "")
         self.declare_parameter("clip_readout", "")
         self.declare_parameter("device", "cpu")
-        self.declare_parameter("threads", 2)
+        self.declare_parameter("threads", 0)
+        self.declare_parameter("overlap_geometry", True)
         for name in FusionConfig.__dataclass_fields__:
             value = getattr(defaults, name)
             self.declare_parameter(f"fusion.{name}", list(value) if isinstance(value, tuple) else value)
@@ -81,7 +82,8 @@ class PerceptionNode(Node):
         cfg = PerceptionConfig(clip_model=gp("clip_model").value,
                                clip_pretrained=gp("clip_pretrained").value or None,
                                clip_readout=gp("clip_readout").value or None, device=gp("device").value,
-                               threads=int(gp("threads").value), fusion=fusion)
+                               threads=int(gp("threads").value),
+                               overlap_geometry=bool(gp("overlap_geometry").value), fusion=fusion)
         rig_path = resolve_config_path(gp("rig_calibration").value)
         self.source = RosCameraSource(self.cameras, load_rig_extrinsics(rig_path),
                                       float(gp("sync_slop_s").value))

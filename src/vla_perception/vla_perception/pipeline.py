@@ -3,14 +3,22 @@
 
 :class:`PerceptionPipeline` is the plain-Python core the perception node wraps: it runs the CLIP
 image tower once on all usable views (one batch), fuses the maps with
-:func:`vla_perception.fusion.fuse_views`, and records per-stage wall times in ``last_timings_ms``
-(``clip``, ``projection_fusion``, ``downsampling``, ``total``).
+:mod:`vla_perception.fusion`, and records per-stage wall times in ``last_timings_ms``.
+
+The geometry half of fusion (back-projection, crop, voxel grid, per-view confidences) needs depth
+and poses only, so it runs on a worker thread while the CLIP tower runs on the calling thread
+(numpy, open3d and torch release the GIL in their kernels); only the feature half (bilinear taps,
+the confidence-weighted sum, normalisation) waits for CLIP. ``last_timings_ms`` holds ``clip``,
+``projection_fusion``, ``downsampling`` (stage durations; the first two overlap in wall time),
+``wait_geometry`` (how long the geometry outlasted CLIP) and ``total`` (wall time of the frame).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +28,7 @@ import torch
 
 from vla_common.camera import RGBDFrame
 from vla_perception.clip_features import ClipFeatureExtractor
-from vla_perception.fusion import FeatureCloud, FusionConfig, fuse_views
+from vla_perception.fusion import FeatureCloud, FusionConfig, fuse_features, fusion_geometry
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +42,9 @@ class PerceptionConfig:
         clip_pretrained: open_clip tag or local checkpoint for a named model (None = random init).
         clip_readout: ``maskclip`` / ``tokens`` or None for the model's default.
         device: torch device.
-        threads: torch CPU threads (0 = leave torch's default).
+        threads: torch CPU threads; 0 = automatic: one core fewer than the machine has when
+            ``overlap_geometry`` is on (that core runs the geometry), else all of them.
+        overlap_geometry: run the geometry half of fusion on a worker thread during CLIP.
         fusion: fusion parameters.
     """
 
@@ -43,6 +53,7 @@ class PerceptionConfig:
     clip_readout: str | None = None
     device: str = "cpu"
     threads: int = 0
+    overlap_geometry: bool = True
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
     @classmethod
@@ -67,6 +78,12 @@ class PerceptionConfig:
 
         params = load_node_params(path, "perception")
         return cls.from_dict(params_to_dict(params))
+
+
+def auto_threads(overlap_geometry: bool) -> int:
+    """Torch threads for ``threads: 0``: all cores, less the one the geometry worker uses."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - 1) if overlap_geometry else cores
 
 
 def params_to_dict(params: dict[str, Any]) -> dict[str, Any]:
@@ -98,11 +115,13 @@ class PerceptionPipeline:
         elif isinstance(cfg, dict):
             cfg = PerceptionConfig.from_dict(cfg)
         self.cfg = cfg
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
+        if cfg.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = automatic), got {cfg.threads}")
+        torch.set_num_threads(cfg.threads or auto_threads(cfg.overlap_geometry))
         self.clip = extractor or ClipFeatureExtractor(cfg.clip_model, cfg.clip_pretrained, cfg.device,
                                                       cfg.clip_readout)
         self.last_timings_ms: dict[str, float] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     def feature_maps(self, frames: list[RGBDFrame]) -> list[torch.Tensor | None]:
         """Dense CLIP maps (D, h, w) per frame; None for frames whose rgb cannot be used."""
@@ -127,13 +146,32 @@ class PerceptionPipeline:
             NoUsableViewError: every view was unusable (see ``fusion.fuse_views``).
         """
         t0 = time.perf_counter()
-        maps = self.feature_maps(frames)
-        t1 = time.perf_counter()
-        timings: dict[str, float] = {}
-        cloud = fuse_views(frames, maps, self.cfg.fusion, timings)
+        if self.cfg.overlap_geometry:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusion-geometry")
+            pending = self._pool.submit(fusion_geometry, frames, self.cfg.fusion, None,
+                                       tuple(self.clip.grid_size))
+            maps = self.feature_maps(frames)
+            t1 = time.perf_counter()
+            geometry = pending.result()  # raises NoUsableViewError like the sequential path
+        else:
+            maps = self.feature_maps(frames)
+            t1 = time.perf_counter()
+            geometry = fusion_geometry(frames, self.cfg.fusion)
         t2 = time.perf_counter()
-        self.last_timings_ms = {"clip": (t1 - t0) * 1e3, **timings, "total": (t2 - t0) * 1e3}
+        cloud = fuse_features(geometry, maps)
+        t3 = time.perf_counter()
+        g = geometry.timings_ms
+        self.last_timings_ms = {"clip": (t1 - t0) * 1e3, "downsampling": g["downsampling"],
+                                "projection_fusion": g["projection"] + g["fusion"],
+                                "wait_geometry": (t2 - t1) * 1e3, "total": (t3 - t0) * 1e3}
         return cloud
+
+    def close(self) -> None:
+        """Stop the geometry worker thread (also done at interpreter exit)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def text(self, texts: list[str]) -> torch.Tensor:
         """(T, D) normalised text embeddings from the same CLIP."""
