@@ -11,6 +11,11 @@ ablation is one field, and ``PolicyConfig.from_variant(name)`` builds the named 
 | SR        | yes                 | dssa      | no   | yes        | yes            |
 | SR+PosA   | yes                 | dssa      | yes  | yes        | yes            |
 | SR+MGFA   | yes                 | mgfa      | yes  | yes        | yes            |
+| SR-ReLU   | yes                 | relu      | no   | yes        | yes            |
+
+SR-ReLU is the plain-ReLU baseline of the SR paper's noise table (Table 4: ReLU^2, i.e. DSSA's
+sparse branch, against ReLU and softmax); ``vla_policy.noise`` measures the three under point-cloud
+noise.
 
 The defaults are sized for a 2-core CPU: width 128 (the compact CLIP's width), 4 heads, 1 encoder
 layer (the paper's setting: "width 768, 8 heads, and 1 layer") over a cloud sub-sampled to 1024
@@ -34,6 +39,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "SR+PosA": {"two_stage": True, "attention": "dssa", "posa": True, "align_loss": True,
                 "relevance_pool": True},
     "SR+MGFA": {"two_stage": True, "attention": "mgfa", "posa": True, "align_loss": True,
+                "relevance_pool": True},
+    "SR-ReLU": {"two_stage": True, "attention": "relu", "posa": False, "align_loss": True,
                 "relevance_pool": True},
 }
 
