@@ -45,6 +45,27 @@ def test_compact_shapes_and_norms(compact):
     assert torch.allclose(pooled, compact.text(["the red mug", "a banana"]), atol=1e-4)
 
 
+def test_fused_attention_blocks_match_open_clip(compact):
+    """The SDPA block path gives open_clip's own block outputs (both readouts), else is not used."""
+    rgb = np.random.default_rng(1).integers(0, 255, (2, 120, 160, 3), dtype=np.uint8)
+    assert compact._fast_blocks
+    fast = compact.dense(rgb)
+    compact._fast_blocks = False
+    try:
+        ref = compact.dense(rgb)
+    finally:
+        compact._fast_blocks = True
+    assert torch.allclose(fast, ref, atol=1e-5)
+    vit = ClipFeatureExtractor("ViT-B-32", pretrained=None)  # maskclip readout: blocks[:-1] + value path
+    assert vit._fast_blocks
+    fast = vit.dense(rgb)
+    vit._fast_blocks = False
+    assert torch.allclose(fast, vit.dense(rgb), atol=1e-4)
+    # a block of another layout is detected and keeps its own forward
+    vit.model.visual.transformer.resblocks[0].attn.batch_first = False
+    assert not vit._check_fast_blocks()
+
+
 def test_out_of_vocabulary_word_warns(compact, caplog):
     with caplog.at_level(logging.WARNING):
         e = compact.text(["the zorblax gizmo"])

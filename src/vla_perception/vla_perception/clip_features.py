@@ -55,6 +55,25 @@ WEIGHTS_NAMES = ("model.safetensors", "open_clip_model.safetensors", "open_clip_
 READOUTS = ("maskclip", "tokens")
 
 
+def _block_sdpa(blk: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """open_clip ``ResidualAttentionBlock.forward`` (self-attention, no mask) with fused attention.
+
+    ``x + ls_1(MHA(ln_1(x)))`` then ``+ ls_2(mlp(ln_2(.)))``, the MHA through
+    ``F.scaled_dot_product_attention`` on the block's own packed ``in_proj`` weights. x (B, N, W).
+    """
+    attn = blk.attn
+    if not getattr(attn, "batch_first", False) or not getattr(attn, "_qkv_same_embed_dim", False):
+        raise ValueError("not a batch-first packed-QKV nn.MultiheadAttention")
+    y = blk.ln_1(x)
+    b, n, w = y.shape
+    h = attn.num_heads
+    qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias).view(b, n, 3, h, w // h)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (B, H, N, W / H) each
+    o = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, W / H)
+    x = x + blk.ls_1(attn.out_proj(o.transpose(1, 2).reshape(b, n, w)))
+    return x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+
+
 class WordTokenizer:
     """Word-level tokenizer over a trimmed vocabulary (the compact model's text side).
 
@@ -257,8 +276,29 @@ class ClipFeatureExtractor:
         self._mean = torch.tensor(loaded.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(loaded.std, device=self.device).view(1, 3, 1, 1)
         self.dim: int = int(visual.proj.shape[1])
+        self._fast_blocks = self._check_fast_blocks()
 
     # ------------------------------------------------------------------ image side
+    def _check_fast_blocks(self) -> bool:
+        """Whether :func:`_block_sdpa` reproduces the tower's own blocks (checked on random tokens).
+
+        open_clip's blocks run ``nn.MultiheadAttention``, which on CPU computes the score matrix,
+        softmax and weighted sum as separate kernels; the fused ``scaled_dot_product_attention``
+        is ~10 % faster for the whole compact tower. Blocks of another layout (custom attention,
+        extra norms) fail the check and keep their own forward.
+        """
+        blocks = self.model.visual.transformer.resblocks
+        try:
+            width = blocks[0].ln_1.normalized_shape[0]
+            x = torch.randn(2, 5, width, generator=torch.Generator().manual_seed(0)).to(self.device)
+            with torch.inference_mode():
+                return all(torch.allclose(_block_sdpa(b, x), b(x), atol=1e-4, rtol=1e-4) for b in blocks)
+        except (AttributeError, RuntimeError, TypeError, ValueError, IndexError):
+            return False
+
+    def _run_block(self, blk: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
+        return _block_sdpa(blk, t) if self._fast_blocks else blk(t)
+
     def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
         """(V, H, W, 3) uint8 -> (V, 3, h_in, w_in) normalised float tensor at the tower's size."""
         rgb = np.asarray(rgb)
@@ -280,10 +320,10 @@ class ClipFeatureExtractor:
         blocks = visual.transformer.resblocks
         if self.readout == "tokens":
             for blk in blocks:
-                t = blk(t)
+                t = self._run_block(blk, t)
         else:
             for blk in blocks[:-1]:
-                t = blk(t)
+                t = self._run_block(blk, t)
             last = blocks[-1]
             attn = last.attn
             y = last.ln_1(t)
