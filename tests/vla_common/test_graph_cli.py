@@ -53,7 +53,8 @@ def test_cli_help_and_errors(capsys):
         assert f"  {cmd} " in out
     assert main(["fly"]) == 2
     assert "unknown command 'fly'" in capsys.readouterr().err
-    assert set(COMMANDS) == {"demo", "launch", "say", "collect", "train", "eval", "bench", "train-clip"}
+    assert set(COMMANDS) == {"demo", "launch", "say", "collect", "train", "eval", "bench", "train-clip",
+                             "grasp-prior"}
 
 
 def test_vla_console_script_installed():

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("vla_policy.collect", "collect expert demonstrations in simulation"),
     "train": ("vla_policy.train", "train the alignment policy"),
     "train-clip": ("vla_perception.train_clip", "train the compact CLIP feature extractor"),
+    "grasp-prior": ("vla_policy.grasp_prior", "label, train or evaluate the learned grasp prior"),
     "eval": ("vla_sim.evaluation", "run the benchmark protocol in simulation"),
     "bench": ("vla_common.bench", "run the performance benchmarks (writes results/bench_*.json)"),
 }
