@@ -6,17 +6,34 @@ target-not-found threshold) and ``model.safetensors``; ``Policy.decide(cloud, in
 text_encoder)`` computes the candidates from the cloud with the priors (no simulator ground truth),
 scores them with the model and returns a :class:`Decision`.
 
-Target not found: the 1-Align relevance of the instruction to the cloud is summarised by
-``presence`` = mean of the top-``PRESENCE_TOPK`` relevance logits (two-stage models) or of the top
-CLIP cosine similarities between the sentence embedding and the point features (BASE). When it is
-below the threshold calibrated at training time (``train.calibrate_presence``: balanced accuracy on
-held-out true instructions vs instructions naming an object that is not in the scene), the decision's
-outcome is ``target_not_found`` and no pose is returned.
+Target not found. Two presence statistics exist; ``meta["presence_statistic"]`` names the one a
+checkpoint was calibrated for:
+
+* ``recogniser`` (:class:`PresenceRecogniser`, shipped checkpoints): the instruction's object
+  phrase is mapped, by text alone, to the known objects of the robot's vocabulary it describes
+  (:func:`instruction_referents`: a name, "a {category}", "the {colour} {shape} object",
+  "something to {function}"). Every object point of the cloud gets a local descriptor (CLIP feature,
+  colour and geometry pooled within each of ``PRESENCE_RADII_M``) and three linear heads (colour, shape,
+  category), fitted at calibration time on training clouds, give ``p(object | point)`` over the
+  vocabulary as the normalised product of its colour, shape and category probabilities (so new
+  combinations of known attributes - the unseen objects - are covered). ``presence`` = mean of the
+  top-``PRESENCE_RECOGNISER_TOPK`` values of ``p(referents | point)``. The compact CLIP alone ranks
+  object names poorly (a present object of the same colour wins); the heads add shape evidence
+  from the point geometry and learn which CLIP directions separate categories.
+  An instruction using no known object word gets ``presence = None`` and is never refused.
+* ``relevance`` (older checkpoints, the fallback when the meta has no recogniser): the mean of the
+  top-``PRESENCE_TOPK`` 1-Align relevance logits (two-stage models) or CLIP cosine similarities of the
+  sentence embedding (BASE).
+
+When ``presence`` is below ``meta["presence_threshold"]`` (calibrated by ``train.calibrate_presence``
+on true instructions vs instructions describing nothing in the scene; None = disabled), the
+decision's outcome is ``target_not_found`` and no pose is returned.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +48,10 @@ from vla_policy.model import PolicyModel
 from vla_policy.priors import PriorConfig, grasp_set, place_candidates
 
 PRESENCE_TOPK = 8
+PRESENCE_POINTS = 1536  # clouds are sub-sampled like the training shards (collect.STORE_POINTS)
+PRESENCE_RADII_M = (0.03, 0.06)  # neighbourhoods of a point's pooled descriptor (part, whole object)
+PRESENCE_MIN_HEIGHT_M = 0.008  # object points: above the support plane by this (as select_points)
+PRESENCE_RECOGNISER_TOPK = 20
 MAX_INSTRUCTION_CHARS = 200
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 
@@ -92,6 +113,225 @@ def clip_weights_sha256(model: str) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------------- target presence (recogniser)
+def vocabulary_from_catalogue(splits: tuple[str, ...] = ("seen", "unseen")) -> list[dict[str, str]]:
+    """The robot's object vocabulary: ``name``, ``colour``, ``shape``, ``category``, ``function`` per object.
+
+    Taken from ``vla_sim.objects.CATALOGUE`` (known words only; ``novel_word`` objects use words the
+    compact CLIP never read). Stored in the checkpoint meta at calibration time, so the policy never
+    imports the simulator.
+    """
+    from vla_sim import objects as objlib
+
+    return [{"name": o.name, "colour": o.colour.name, "shape": o.shape, "category": o.category,
+             "function": o.function} for o in objlib.CATALOGUE if o.split in splits]
+
+
+def instruction_referents(text: str, vocabulary: list[dict[str, str]], kind: str = "grasp") -> list[int]:
+    """Indices of the vocabulary objects that the instruction's object phrase describes (text only).
+
+    Recognised phrases, first match wins: "{colour} {shape} object", "something to {function}"
+    (longest function first), an object name (grasp: the longest; place: the last one in the text,
+    the reference of "put the X near the Y"), "a {category}". Returns [] when the text uses none.
+    """
+    t = " " + " ".join(re.sub(r"[^a-z ]", " ", text.lower()).split()) + " "
+    colours = sorted({v["colour"] for v in vocabulary})
+    shapes = sorted({v["shape"] for v in vocabulary})
+    m = re.search(rf" ({'|'.join(colours)}) ({'|'.join(shapes)}) object", t)
+    if m:
+        return [i for i, v in enumerate(vocabulary) if (v["colour"], v["shape"]) == (m.group(1), m.group(2))]
+    for f in sorted({v["function"] for v in vocabulary}, key=len, reverse=True):
+        if f" {f} " in t:
+            return [i for i, v in enumerate(vocabulary) if v["function"] == f]
+    hits = [(t.find(f" {v['name']} "), len(v["name"]), i) for i, v in enumerate(vocabulary)]
+    hits = [h for h in hits if h[0] >= 0]
+    if hits:
+        if kind == "place":  # the reference object comes last; a longer name at the same place wins
+            return [max(hits, key=lambda h: (h[0] + h[1], h[1]))[2]]
+        return [max(hits, key=lambda h: (h[1], -h[0]))[2]]
+    for c in sorted({v["category"] for v in vocabulary}, key=len, reverse=True):
+        if re.search(rf" an? {c} ", t):
+            return [i for i, v in enumerate(vocabulary) if v["category"] == c]
+    return []
+
+
+def presence_descriptors(xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
+                         radii_m: tuple[float, ...] = PRESENCE_RADII_M) -> tuple[np.ndarray, np.ndarray]:
+    """Local descriptors of the object points (above the support plane) of a cloud.
+
+    Per object point and radius, over the object points within it: the normalised mean CLIP feature
+    (D), mean and std of the colour (3 + 3, in 0..1), the point's height, the highest height, the log
+    neighbour count and the square roots of the position covariance's eigenvalues (ascending, 3);
+    the blocks of the radii are concatenated (the 6 cm block sees most of an object's extent).
+
+    Args:
+        xyz: (N, 3) cloud points, m.
+        rgb: (N, 3) uint8 colours, or None (read as zeros).
+        features: (N, D) fused CLIP features.
+        radii_m: neighbourhood radii, m.
+
+    Returns:
+        (indices (M,) of the object points in the input, descriptors (M, len(radii_m) * (D + 12)) float32).
+    """
+    from scipy.spatial import cKDTree
+
+    from vla_policy.priors import support_plane
+
+    xyz = np.asarray(xyz, dtype=np.float64)
+    nrm, d = support_plane(xyz)
+    h = xyz @ nrm + d  # (N,)
+    idx = np.flatnonzero(h > PRESENCE_MIN_HEIGHT_M)
+    block = features.shape[1] + 12
+    dim = len(radii_m) * block
+    if len(idx) == 0:
+        return idx, np.zeros((0, dim), np.float32)
+    p, h = xyz[idx], h[idx]
+    f = np.asarray(features, dtype=np.float32)[idx]
+    f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)  # (M, D)
+    col = np.zeros((len(idx), 3), np.float32)
+    if rgb is not None:
+        col = np.asarray(rgb)[idx].astype(np.float32) / 255.0  # (M, 3)
+    out = np.zeros((len(idx), dim), np.float32)
+    tree = cKDTree(p)
+    for k, radius in enumerate(radii_m):
+        o = k * block
+        for i, js in enumerate(tree.query_ball_point(p, radius)):
+            js = np.asarray(js)
+            g = f[js].mean(0)
+            q = p[js] - p[js].mean(0)
+            ev = np.sqrt(np.maximum(np.linalg.eigvalsh(q.T @ q / len(js)), 0.0))  # (3,) ascending
+            out[i, o:o + block] = np.concatenate([g / max(float(np.linalg.norm(g)), 1e-6), col[js].mean(0),
+                                                  col[js].std(0), [h[i], h[js].max(), np.log(len(js))], ev])
+    return idx, out
+
+
+class PresenceRecogniser:
+    """Linear colour / shape / category heads over :func:`presence_descriptors` -> p(object | point).
+
+    ``heads[a] = (W (K_a, F), b (K_a,), classes)`` with the descriptor standardisation folded in.
+    ``p(o | point)`` over the vocabulary = the normalised product of the heads' probabilities of the
+    object's colour, shape and category.
+    """
+
+    ATTRS = ("colour", "shape", "category")
+
+    def __init__(self, vocabulary: list[dict[str, str]],
+                 heads: dict[str, tuple[np.ndarray, np.ndarray, list[str]]]) -> None:
+        self.vocabulary = list(vocabulary)
+        self.heads = heads
+        self._cols = {a: np.array([heads[a][2].index(v[a]) for v in self.vocabulary]) for a in self.ATTRS}
+
+    @classmethod
+    def fit(cls, descriptors: np.ndarray, labels: np.ndarray, vocabulary: list[dict[str, str]],
+            steps: int = 300, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0
+            ) -> PresenceRecogniser:
+        """Full-batch Adam on the cross-entropy of each head; ``labels`` (M,) index ``vocabulary``."""
+        x = torch.as_tensor(descriptors, dtype=torch.float32)  # (M, F)
+        mu, sd = x.mean(0), x.std(0) + 1e-6
+        xn = (x - mu) / sd
+        with torch.enable_grad():  # callers may run under no_grad (train.calibrate_presence)
+            heads = cls._fit_heads(xn, mu, sd, labels, vocabulary, steps, lr, weight_decay, seed)
+        return cls(vocabulary, heads)
+
+    @classmethod
+    def _fit_heads(cls, xn, mu, sd, labels, vocabulary, steps, lr, weight_decay, seed):
+        heads = {}
+        for a in cls.ATTRS:
+            classes = sorted({v[a] for v in vocabulary})
+            y = torch.as_tensor([classes.index(vocabulary[int(j)][a]) for j in labels], dtype=torch.long)
+            torch.manual_seed(seed)
+            lin = torch.nn.Linear(xn.shape[1], len(classes))
+            opt = torch.optim.Adam(lin.parameters(), lr=lr, weight_decay=weight_decay)
+            for _ in range(steps):
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(lin(xn), y).backward()
+                opt.step()
+            w = lin.weight.detach() / sd  # fold the standardisation in: W (x - mu) / sd + b
+            b = lin.bias.detach() - w @ mu
+            heads[a] = (w.numpy().astype(np.float64), b.numpy().astype(np.float64), classes)
+        return heads
+
+    def object_probs(self, descriptors: np.ndarray) -> np.ndarray:
+        """(M, V) p(vocabulary object | point) for descriptors (M, F)."""
+        x = np.asarray(descriptors, dtype=np.float64)
+        logp = np.zeros((len(x), len(self.vocabulary)))
+        for a in self.ATTRS:
+            w, b, _ = self.heads[a]
+            z = x @ w.T + b  # (M, K_a)
+            z = z - z.max(1, keepdims=True)
+            lz = z - np.log(np.exp(z).sum(1, keepdims=True))
+            logp += lz[:, self._cols[a]]
+        logp -= logp.max(1, keepdims=True)
+        p = np.exp(logp)
+        return p / p.sum(1, keepdims=True)
+
+    def presence(self, descriptors: np.ndarray, referents: list[int],
+                 topk: int = PRESENCE_RECOGNISER_TOPK) -> float | None:
+        """Mean of the top-``topk`` p(referents | point); None without referents, 0.0 without points."""
+        if not referents:
+            return None
+        if len(descriptors) == 0:
+            return 0.0
+        pd = self.object_probs(descriptors)[:, referents].sum(1)  # (M,)
+        return float(np.sort(pd)[-min(topk, len(pd)):].mean())
+
+    def to_meta(self, digits: int = 5) -> dict[str, Any]:
+        """JSON-able form for ``config.json`` (``meta["presence_recogniser"]``, ``digits`` significant)."""
+        def r(a: np.ndarray) -> list:
+            return [float(f"{x:.{digits}g}") for x in a.ravel()] if a.ndim == 1 else [r(row) for row in a]
+
+        return {"vocabulary": self.vocabulary, "radii_m": list(PRESENCE_RADII_M),
+                "heads": {a: {"classes": c, "W": r(w), "b": r(b)} for a, (w, b, c) in self.heads.items()}}
+
+    @classmethod
+    def from_meta(cls, blob: dict[str, Any]) -> PresenceRecogniser:
+        """Inverse of :meth:`to_meta`."""
+        heads = {a: (np.asarray(h["W"], dtype=np.float64), np.asarray(h["b"], dtype=np.float64),
+                     list(h["classes"])) for a, h in blob["heads"].items()}
+        return cls(blob["vocabulary"], heads)
+
+    FILE_STEM = "presence_recogniser"
+
+    def save(self, directory: Path) -> Path:
+        """Write ``presence_recogniser.safetensors`` (head weights) + ``.json`` (vocabulary, classes)."""
+        from safetensors.numpy import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {}
+        for a, (w, b, _) in self.heads.items():
+            tensors[f"{a}.W"] = np.ascontiguousarray(w, dtype=np.float32)
+            tensors[f"{a}.b"] = np.ascontiguousarray(b, dtype=np.float32)
+        save_file(tensors, str(directory / f"{self.FILE_STEM}.safetensors"))
+        info = {"vocabulary": self.vocabulary, "radii_m": list(PRESENCE_RADII_M),
+                "classes": {a: c for a, (_, _, c) in self.heads.items()}}
+        (directory / f"{self.FILE_STEM}.json").write_text(json.dumps(info, indent=1))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> PresenceRecogniser:
+        """Read what :meth:`save` wrote; a missing or malformed file is a clear error."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        directory = Path(directory)
+        files = [directory / f"{cls.FILE_STEM}.{ext}" for ext in ("json", "safetensors")]
+        try:
+            info = json.loads(files[0].read_text())
+            tensors = load_file(str(files[1]))
+            heads = {a: (tensors[f"{a}.W"].astype(np.float64), tensors[f"{a}.b"].astype(np.float64),
+                         list(info["classes"][a])) for a in cls.ATTRS}
+            rec = cls(info["vocabulary"], heads)
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+            raise ValueError(f"cannot load the presence recogniser from {directory} "
+                             f"({files[0].name} + {files[1].name}): {exc}") from exc
+        for a, (w, b, c) in heads.items():
+            if w.shape != (len(c), w.shape[1]) or b.shape != (len(c),):
+                raise ValueError(f"presence recogniser in {directory}: head {a!r} has W {w.shape}, "
+                                 f"b {b.shape} for {len(c)} classes")
+        return rec
+
+
 @dataclass
 class Decision:
     """One policy decision.
@@ -103,7 +343,8 @@ class Decision:
         candidates: (C, 4, 4) all candidates that were scored (ranked by the prior).
         scores: (C,) softmax probabilities of the candidates.
         index: index of the chosen candidate (-1 when none).
-        relevance: ``presence``, ``threshold``, ``max``, ``mean`` of the relevance statistic.
+        relevance: ``presence`` (the checkpoint's presence statistic; None when it cannot judge),
+            ``threshold``, ``max`` / ``mean`` of the 1-Align relevance and ``relevance_topk``.
         timings_ms: per-stage timings.
     """
 
@@ -127,6 +368,47 @@ class Policy:
         self.meta = dict(meta or {})
         self.prior_cfg = prior_cfg or PriorConfig()
         self.seed = seed
+        self._recogniser: tuple[int, PresenceRecogniser] | None = None
+        self.directory: Path | None = None  # the checkpoint directory this policy was loaded from
+
+    @property
+    def recogniser(self) -> PresenceRecogniser | None:
+        """The calibrated :class:`PresenceRecogniser` of ``meta["presence_recogniser"]``, or None.
+
+        The meta holds either the recogniser itself (``to_meta`` form, as calibration returns it)
+        or a directory, relative to the checkpoint's, with the files of
+        :meth:`PresenceRecogniser.save` (the shipped checkpoints share ``checkpoints/presence``).
+        """
+        blob = self.meta.get("presence_recogniser")
+        if not blob:
+            return None
+        if self._recogniser is None or self._recogniser[0] != id(blob):
+            if isinstance(blob, str):
+                base = self.directory if self.directory is not None else Path.cwd()
+                rec = PresenceRecogniser.load((base / blob).resolve())
+            else:
+                rec = PresenceRecogniser.from_meta(blob)
+            self._recogniser = (id(blob), rec)
+        return self._recogniser[1]
+
+    def recogniser_presence(self, xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
+                            instruction: str, kind: str = "grasp", seed: int | None = None) -> float | None:
+        """The ``recogniser`` presence statistic of ``instruction`` in a cloud, or None.
+
+        None when the meta holds no recogniser or the instruction names no known object. The cloud
+        is sub-sampled to ``PRESENCE_POINTS`` object-biased points first (as the training shards
+        the heads were fitted on).
+        """
+        rec = self.recogniser
+        if rec is None:
+            return None
+        refs = instruction_referents(instruction, rec.vocabulary, kind)
+        if not refs:
+            return None
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        sel = select_points(xyz, PRESENCE_POINTS, rng)
+        _, desc = presence_descriptors(xyz[sel], None if rgb is None else np.asarray(rgb)[sel], features[sel])
+        return rec.presence(desc, refs)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> Path:
@@ -138,7 +420,11 @@ class Policy:
         state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
                  for k, v in self.model.state_dict().items()}
         save_file(state, str(directory / "model.safetensors"))
-        (directory / "config.json").write_text(json.dumps({"policy": self.cfg.to_dict(), "meta": self.meta},
+        meta = dict(self.meta)
+        if isinstance(meta.get("presence_recogniser"), dict):  # weights as files, not JSON numbers
+            PresenceRecogniser.from_meta(meta["presence_recogniser"]).save(directory)
+            meta["presence_recogniser"] = "."
+        (directory / "config.json").write_text(json.dumps({"policy": self.cfg.to_dict(), "meta": meta},
                                                           indent=2))
         return directory
 
@@ -163,7 +449,11 @@ class Policy:
         raw = load_file(str(path / "model.safetensors"))
         state = {k: v.float() if v.is_floating_point() else v for k, v in raw.items()}
         model.load_state_dict(state)
-        return cls(model, blob.get("meta", {}))
+        policy = cls(model, blob.get("meta", {}))
+        policy.directory = path.resolve()
+        if policy.meta.get("presence_recogniser"):
+            _ = policy.recogniser  # a missing or corrupt recogniser fails at load, not mid-task
+        return policy
 
     # ------------------------------------------------------------------ inference
     def presence_stat(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> np.ndarray:
@@ -231,17 +521,22 @@ class Policy:
                   "candidates": dummy, "label": 0, "target_pose": np.eye(4)}
         batch = collate([sample], self.cfg.num_points, self.cfg.max_candidates)
         out = self.model(batch)
-        presence = float(self.presence_stat(out, batch)[0])
+        relevance_topk = float(self.presence_stat(out, batch)[0])
         t3 = time.perf_counter()
         threshold = self.meta.get("presence_threshold")
+        presence: float | None = relevance_topk
+        if self.meta.get("presence_statistic") == "recogniser":
+            presence = self.recogniser_presence(xyz, rgb, feats, instruction, kind)
+        t4 = time.perf_counter()
         r = out["relevance"][0][batch["point_mask"][0]]
-        rel = {"presence": presence, "threshold": threshold, "max": float(r.max()), "mean": float(r.mean())}
+        rel = {"presence": presence, "threshold": threshold, "max": float(r.max()), "mean": float(r.mean()),
+               "relevance_topk": relevance_topk}
         timings = {"priors": 1e3 * (t1 - t0), "text": 1e3 * (t2 - t1), "model": 1e3 * (t3 - t2),
-                   "total": 1e3 * (t3 - t0)}
+                   "presence": 1e3 * (t4 - t3), "total": 1e3 * (t4 - t0)}
         if len(cands) == 0:
             return Decision("no_candidates", kind, None, cands, np.zeros(0), -1, rel, timings)
         probs = torch.softmax(out["logits"][0, : len(cands)], -1).cpu().numpy()
-        if threshold is not None and presence < float(threshold):
+        if threshold is not None and presence is not None and presence < float(threshold):
             return Decision("target_not_found", kind, None, cands, probs, -1, rel, timings)
         i = int(np.argmax(probs))
         return Decision("ok", kind, cands[i].copy(), cands, probs, i, rel, timings)

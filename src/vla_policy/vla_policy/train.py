@@ -149,44 +149,154 @@ def heldout_samples(task: str, seeds: range, clip: str = "compact") -> list[dict
     return out
 
 
+def _presence_labels(xyz: np.ndarray, idx: np.ndarray, aabbs: dict[str, list], names: list[str],
+                     margin_m: float = 0.002) -> np.ndarray:
+    """(M,) vocabulary index of the one object AABB holding each point ``xyz[idx]``; -1 if none or several."""
+    p = np.asarray(xyz)[idx]
+    lab, hits = np.full(len(idx), -1), np.zeros(len(idx), dtype=int)
+    for name, (lo, hi) in aabbs.items():
+        if name not in names:
+            continue
+        inside = np.all(p >= np.asarray(lo) - margin_m, 1) & np.all(p <= np.asarray(hi) + margin_m, 1)
+        lab[inside] = names.index(name)
+        hits += inside
+    lab[hits != 1] = -1
+    return lab
+
+
+def _best_threshold(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
+    """(threshold, balanced accuracy) maximising 0.5 (P(pos >= t) + P(neg < t))."""
+    best_t, best_bacc = float(np.min(np.concatenate([pos, neg]))), 0.0
+    for t in np.unique(np.concatenate([pos, neg])):
+        bacc = 0.5 * ((pos >= t).mean() + (neg < t).mean())
+        if bacc > best_bacc:
+            best_t, best_bacc = float(t), float(bacc)
+    return best_t, best_bacc
+
+
 @torch.no_grad()
-def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
-    """Threshold on the presence statistic: true instructions vs ones naming an absent object."""
+def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int = 0,
+                       fit_samples: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Fit the presence statistic and its target-not-found threshold (returned as ``meta`` entries).
+
+    Pairs: each sample's own instruction (positive) and, in the same cloud, the instruction of
+    another sample that describes nothing in this scene (negative: its target is absent *and* no
+    present object fits its description - "I need a tool" is no negative in a scene with a wrench).
+
+    Statistic ``recogniser`` (policy.py) when samples with ``object_aabbs`` exist in ``fit_samples``
+    (default ``samples``): the colour / shape / category heads are fitted on their object points
+    (labels = the AABB holding the point; training metadata only). Samples of the fit set are scored
+    by heads fitted on the other half of the episodes (2-fold), so the threshold is not tuned on
+    in-sample scores. Otherwise the ``relevance`` statistic (``Policy.presence_stat``) is calibrated.
+    The threshold maximises balanced accuracy; below ``MIN_PRESENCE_BALANCED_ACC`` it stays None.
+    Also reported: ``presence_balanced_acc_any_absent`` (negatives only need an absent target, as
+    before 2026-11-22) and ``presence_balanced_acc_same_colour`` (negatives whose target shares its
+    colour with a present object) at the chosen threshold.
+    """
+    from vla_policy.policy import (
+        PresenceRecogniser,
+        instruction_referents,
+        presence_descriptors,
+        vocabulary_from_catalogue,
+    )
+
     rng = np.random.default_rng(seed)
     cfg = policy.cfg
-    pos, neg = [], []
     usable = [s for s in samples if s["meta"].get("scene_objects") and s["meta"].get("target")]
     if len(usable) < 4:
         return {"presence_threshold": None, "calibration": "too few samples with scene metadata"}
+    vocab = vocabulary_from_catalogue()
+    names = [v["name"] for v in vocab]
+    colour = {v["name"]: v["colour"] for v in vocab}
+
+    def describes(instruction: str, kind: str) -> set[str]:
+        return {names[i] for i in instruction_referents(instruction, vocab, kind)}
+
+    pairs = []  # (sample, negative sample, strict negative?, same colour as a present object?)
     for s in usable:
-        others = [o for o in usable if o["meta"]["target"] not in s["meta"]["scene_objects"]]
-        if not others:
-            continue
-        o = others[int(rng.integers(len(others)))]
-        for text, bucket in ((s["text"], pos), (o["text"], neg)):
-            batch = collate([s], cfg.num_points, cfg.max_candidates, rng=np.random.default_rng(0),
-                            text_override=[text])
-            out = policy.model(batch)
-            bucket.append(float(policy.presence_stat(out, batch)[0]))
-    if not pos or not neg:
+        scene = set(s["meta"]["scene_objects"])
+        others = [o for o in usable if o["meta"]["target"] not in scene]
+        strict = [o for o in others
+                  if not describes(o["meta"]["instruction"], o["meta"].get("task", "grasp")) & scene]
+        for pool, is_strict in ((strict, True), (others, False)):
+            if pool:
+                o = pool[int(rng.integers(len(pool)))]
+                tgt = colour.get(o["meta"]["target"])
+                pairs.append((s, o, is_strict, any(colour.get(n) == tgt for n in scene)))
+    if not any(p[2] for p in pairs):
         return {"presence_threshold": None, "calibration": "no negative instructions could be built"}
-    pos_a, neg_a = np.array(pos), np.array(neg)
-    cands = np.unique(np.concatenate([pos_a, neg_a]))
-    best_t, best_bacc = float(cands[0]), 0.0
-    for t in cands:
-        bacc = 0.5 * ((pos_a >= t).mean() + (neg_a < t).mean())
-        if bacc > best_bacc:
-            best_t, best_bacc = float(t), float(bacc)
-    stats = {"presence_balanced_acc": best_bacc, "presence_best_threshold": best_t,
-             "presence_pos_median": float(np.median(pos_a)), "presence_neg_median": float(np.median(neg_a)),
-             "presence_n": len(pos_a)}
+
+    fit = [s for s in (fit_samples if fit_samples is not None else samples) if s["meta"].get("object_aabbs")]
+    scorers: dict[int, Any] = {}
+    if len(fit) >= 20:
+        desc = {}
+        for s in fit + usable:
+            if id(s) not in desc:
+                desc[id(s)] = presence_descriptors(s["xyz"], s.get("rgb"), s["features"])
+
+        def fit_on(part: list[dict[str, Any]]) -> PresenceRecogniser:
+            xs, ys = [], []
+            for s in part:
+                idx, d = desc[id(s)]
+                lab = _presence_labels(s["xyz"], idx, s["meta"]["object_aabbs"], names)
+                xs.append(d[lab >= 0])
+                ys.append(lab[lab >= 0])
+            return PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), vocab, seed=seed)
+
+        recogniser = fit_on(fit)
+        eps = sorted({s["meta"].get("episode", i) for i, s in enumerate(fit)})
+        fold_of = dict(zip(eps, np.random.default_rng(seed).permutation(len(eps)) % 2))
+        folds = [[s for i, s in enumerate(fit) if fold_of[s["meta"].get("episode", i)] == f] for f in (0, 1)]
+        fold_rec = [fit_on(folds[1 - f]) for f in (0, 1)]
+        for f in (0, 1):
+            for s in folds[f]:
+                scorers[id(s)] = fold_rec[f]
+
+        def score(s: dict[str, Any], text: str, kind: str) -> float:
+            rec = scorers.get(id(s), recogniser)
+            v = rec.presence(desc[id(s)][1], instruction_referents(text, vocab, kind))
+            return float("inf") if v is None else v  # an instruction with no known words is never refused
+        out: dict[str, Any] = {"presence_statistic": "recogniser", "presence_fit_scenes": len(fit),
+                               "presence_recogniser": recogniser.to_meta()}
+    else:
+        def score(s: dict[str, Any], text: str, kind: str) -> float:
+            other = next(o for o in usable if o["meta"]["instruction"] == text)
+            batch = collate([s], cfg.num_points, cfg.max_candidates, rng=np.random.default_rng(0),
+                            text_override=[other["text"]])
+            return float(policy.presence_stat(policy.model(batch), batch)[0])
+        out = {"presence_statistic": "relevance"}
+
+    pos = {id(s): score(s, s["meta"]["instruction"], s["meta"].get("task", "grasp")) for s in usable}
+    neg = np.array([score(s, o["meta"]["instruction"], s["meta"].get("task", "grasp"))
+                    for s, o, _, _ in pairs])
+    strict = np.array([p[2] for p in pairs])
+    same = np.array([p[3] for p in pairs])
+    pos_s = np.array([pos[id(p[0])] for p in pairs])
+    pos_a = np.array(list(pos.values()))
+    best_t, best_bacc = _best_threshold(pos_s[strict], neg[strict])
+
+    def bacc(mask: np.ndarray) -> float:
+        if not mask.any():
+            return float("nan")
+        return float(0.5 * ((pos_a >= best_t).mean() + (neg[mask] < best_t).mean()))
+
+    out.update({"presence_balanced_acc": best_bacc, "presence_best_threshold": best_t,
+                "presence_tpr": float((pos_a >= best_t).mean()),
+                "presence_tnr": float((neg[strict] < best_t).mean()),
+                "presence_balanced_acc_any_absent": bacc(~strict),
+                "presence_balanced_acc_same_colour": bacc(strict & same),
+                "presence_pos_median": float(np.median(pos_a)),
+                "presence_neg_median": float(np.median(neg[strict])),
+                "presence_n": int(len(pos_a)), "presence_n_neg": int(strict.sum())})
     if best_bacc < MIN_PRESENCE_BALANCED_ACC:  # an unreliable detector would refuse real targets
-        return {"presence_threshold": None, **stats,
-                "calibration": f"target-not-found disabled: balanced accuracy {best_bacc:.2f} "
-                               f"< {MIN_PRESENCE_BALANCED_ACC}"}
-    return {"presence_threshold": best_t, "presence_balanced_acc": best_bacc,
-            "presence_pos_median": float(np.median(pos_a)), "presence_neg_median": float(np.median(neg_a)),
-            "presence_n": len(pos_a)}
+        out.update({"presence_threshold": None,
+                    "calibration": f"target-not-found disabled: balanced accuracy {best_bacc:.2f} "
+                                   f"< {MIN_PRESENCE_BALANCED_ACC}"})
+    else:
+        out.update({"presence_threshold": best_t,
+                    "calibration": f"target-not-found enabled ({out['presence_statistic']} statistic): "
+                                   f"balanced accuracy {best_bacc:.2f} on {len(pos_a)} decisions"})
+    return out
 
 
 def plot_metrics(metrics_path: Path, out_png: Path) -> None:
@@ -330,7 +440,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, Any] = {"step": step, "epoch": epoch, "best_val_acc": best}
     if rank == 0 and (out / "best" / "config.json").exists():
         pol = Policy.load(out / "best")
-        cal = calibrate_presence(pol, val_s or train_s, args.seed)
+        cal = calibrate_presence(pol, val_s or train_s, args.seed, fit_samples=train_s)
         pol.meta.update(cal)
         pol.save(out / "best")
         summary.update(cal)

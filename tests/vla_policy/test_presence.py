@@ -1,0 +1,174 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Target-presence statistic: instruction parsing, the recogniser heads, and decide()'s refusal."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from clouds import box, table
+
+from vla_policy.configuration import PolicyConfig
+from vla_policy.model import PolicyModel
+from vla_policy.policy import (
+    Policy,
+    PresenceRecogniser,
+    instruction_referents,
+    presence_descriptors,
+    vocabulary_from_catalogue,
+)
+
+D = 16
+VOCAB = vocabulary_from_catalogue()
+NAMES = [v["name"] for v in VOCAB]
+
+
+def _names(text: str, kind: str = "grasp") -> set[str]:
+    return {NAMES[i] for i in instruction_referents(text, VOCAB, kind)}
+
+
+def test_referents_follow_the_instruction_templates():
+    assert _names("pick up the red mug") == {"red mug"}
+    assert _names("give me the orange") == {"orange"}
+    assert _names("grasp the orange block") == {"orange block"}  # longest name, not the fruit
+    # colour + shape: every orange round object, fruit or toy
+    assert _names("grasp the orange round object") == {v["name"] for v in VOCAB
+                                                       if (v["colour"], v["shape"]) == ("orange", "round")}
+    assert {"orange", "orange ball"} <= _names("grasp the orange round object")
+    cups = _names("I need something to drink from")
+    assert "red mug" in cups and "red soda can" not in cups  # "to drink from", not "to drink"
+    assert "red soda can" in _names("get me something to drink")
+    writing = _names("I need a writing tool")
+    assert "blue pen" in writing and "grey wrench" not in writing
+    assert "grey wrench" in _names("I need a tool") and "blue pen" not in _names("I need a tool")
+    # place: the reference object (named last), not the held one
+    assert _names("put the red mug near the blue box", kind="place") == {"blue box"}
+    assert _names("put it near the red mug", kind="place") == {"red mug"}
+    assert _names("wave at the camera") == set()
+
+
+def _object_scene(objects: list[tuple[tuple, tuple, int]], seed: int = 0):
+    """Table + boxes; each box (size, centre, vocabulary index) gets its catalogue colour and a feature
+    direction of its own (+ noise), the table a feature of its own. Returns xyz, rgb, features, labels."""
+    from vla_sim.objects import COLOURS
+
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(np.random.default_rng(123).standard_normal((D, D)))[0]  # fixed per-object directions
+    xyz, rgb, feats, lab = [table(half=0.2)], [], [], []
+    rgb.append(np.full((len(xyz[0]), 3), 120))
+    feats.append(np.tile(basis[0], (len(xyz[0]), 1)))
+    lab.append(np.full(len(xyz[0]), -1))
+    for size, centre, vi in objects:
+        p = box(size, centre, step=0.006)
+        xyz.append(p)
+        rgb.append(np.tile(np.array(COLOURS[VOCAB[vi]["colour"]].rgba[:3]) * 255, (len(p), 1)))
+        feats.append(np.tile(basis[1 + vi % (D - 1)], (len(p), 1)))
+        lab.append(np.full(len(p), vi))
+    xyz, rgb, feats, lab = (np.concatenate(a) for a in (xyz, rgb, feats, lab))
+    feats = feats + 0.05 * rng.standard_normal(feats.shape)
+    xyz = xyz + 0.001 * rng.standard_normal(xyz.shape)
+    return xyz.astype(np.float32), rgb.astype(np.uint8), feats.astype(np.float32), lab
+
+
+RED_MUG, BLUE_BOX, YELLOW_DUCK = NAMES.index("red mug"), NAMES.index("blue box"), NAMES.index("yellow duck")
+TALL, FLAT = (0.06, 0.06, 0.10), (0.12, 0.10, 0.03)
+
+
+@pytest.fixture(scope="module")
+def recogniser():
+    xs, ys = [], []
+    for seed in range(3):
+        xyz, rgb, f, lab = _object_scene([(TALL, (0.45, -0.08), RED_MUG), (FLAT, (0.55, 0.08), BLUE_BOX),
+                                          (TALL, (0.45, 0.1), YELLOW_DUCK)], seed)
+        idx, d = presence_descriptors(xyz, rgb, f)
+        keep = lab[idx] >= 0
+        xs.append(d[keep])
+        ys.append(lab[idx][keep])
+    return PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), VOCAB, steps=200)
+
+
+def test_descriptors_cover_only_object_points():
+    xyz, rgb, f, lab = _object_scene([(TALL, (0.45, -0.08), RED_MUG)])
+    idx, d = presence_descriptors(xyz, rgb, f)
+    assert d.shape == (len(idx), 2 * (D + 12))
+    assert np.all(lab[idx] == RED_MUG)  # the table points are not descriptors
+    assert (lab == RED_MUG).sum() - len(idx) < 0.2 * (lab == RED_MUG).sum()  # most object points are
+    np.testing.assert_allclose(np.linalg.norm(d[:, :D], axis=1), 1.0, atol=1e-5)
+
+
+def test_present_object_scores_above_absent_ones(recogniser):
+    xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG), (FLAT, (0.5, 0.15), BLUE_BOX)], seed=7)
+    _, d = presence_descriptors(xyz, rgb, f)
+    present = recogniser.presence(d, instruction_referents("pick up the red mug", VOCAB))
+    absent = recogniser.presence(d, instruction_referents("pick up the yellow duck", VOCAB))
+    unknown_colour = recogniser.presence(d, instruction_referents("give me the purple cube", VOCAB))
+    assert present > 0.5 > absent
+    assert present > unknown_colour
+    assert recogniser.presence(d, []) is None
+    assert recogniser.presence(d[:0], [RED_MUG]) == 0.0
+    p = recogniser.object_probs(d)
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-9)
+
+
+def test_meta_roundtrip_keeps_probabilities(recogniser):
+    back = PresenceRecogniser.from_meta(json.loads(json.dumps(recogniser.to_meta())))
+    xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG)], seed=3)
+    _, d = presence_descriptors(xyz, rgb, f)
+    np.testing.assert_allclose(back.object_probs(d), recogniser.object_probs(d), atol=1e-3)
+
+
+class _Cloud:
+    def __init__(self, xyz, rgb, features):
+        self.xyz, self.rgb, self.features = xyz, rgb, features
+
+
+def test_decide_refuses_an_absent_target_only(recogniser):
+    torch.manual_seed(0)
+    cfg = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1,
+                                    num_points=256, num_keep=64)
+    meta = {"presence_statistic": "recogniser", "presence_recogniser": recogniser.to_meta(),
+            "presence_threshold": 0.5}
+    pol = Policy(PolicyModel(cfg), meta)
+    xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG), (FLAT, (0.5, 0.15), BLUE_BOX)], seed=11)
+    cloud, text = _Cloud(xyz, rgb, f), np.random.default_rng(1).standard_normal((3, D)).astype(np.float32)
+    ok = pol.decide(cloud, "pick up the red mug", text_features=text)
+    assert ok.outcome == "ok" and ok.relevance["presence"] > 0.5
+    absent = pol.decide(cloud, "pick up the yellow duck", text_features=text)
+    assert absent.outcome == "target_not_found" and absent.pose is None
+    assert absent.relevance["presence"] < 0.5 and absent.relevance["threshold"] == 0.5
+    # no known object word: the statistic cannot judge, and the policy does not refuse
+    vague = pol.decide(cloud, "pick that up", text_features=text)
+    assert vague.outcome == "ok" and vague.relevance["presence"] is None
+    # without a calibrated threshold nothing is refused
+    pol.meta["presence_threshold"] = None
+    assert pol.decide(cloud, "pick up the yellow duck", text_features=text).outcome == "ok"
+
+
+def test_recogniser_files_roundtrip_through_policy_save_and_load(recogniser, tmp_path):
+    """Policy.save writes the heads as safetensors next to the model; load reads them back, and a
+    corrupt file is a clear error at load time (not mid-task)."""
+    cfg = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1,
+                                    num_points=256, num_keep=64)
+    meta = {"presence_statistic": "recogniser", "presence_recogniser": recogniser.to_meta(),
+            "presence_threshold": 0.5}
+    Policy(PolicyModel(cfg), meta).save(tmp_path / "ckpt")
+    blob = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert blob["meta"]["presence_recogniser"] == "."  # no weights as JSON numbers
+    back = Policy.load(tmp_path / "ckpt").recogniser
+    xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG)], seed=3)
+    _, d = presence_descriptors(xyz, rgb, f)
+    np.testing.assert_allclose(back.object_probs(d), recogniser.object_probs(d), atol=1e-5)
+    (tmp_path / "ckpt" / "presence_recogniser.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="cannot load the presence recogniser"):
+        Policy.load(tmp_path / "ckpt")
+
+
+def test_shipped_checkpoints_share_one_recogniser():
+    from vla_policy.policy import CHECKPOINT_DIR
+
+    recs = [Policy.load(v) for v in ("SR", "SR+MGFA")]
+    assert all(p.meta["presence_recogniser"] == "../presence" for p in recs)
+    assert recs[0].recogniser.vocabulary == recs[1].recogniser.vocabulary
+    assert (CHECKPOINT_DIR / "presence" / "presence_recogniser.safetensors").stat().st_size < 1e6
