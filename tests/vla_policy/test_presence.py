@@ -172,3 +172,33 @@ def test_shipped_checkpoints_share_one_recogniser():
     assert all(p.meta["presence_recogniser"] == "../presence" for p in recs)
     assert recs[0].recogniser.vocabulary == recs[1].recogniser.vocabulary
     assert (CHECKPOINT_DIR / "presence" / "presence_recogniser.safetensors").stat().st_size < 1e6
+
+
+def test_grounding_reweights_candidates_towards_the_described_object(recogniser):
+    from vla_policy.policy import GROUNDING_FLOOR, grounding_scores, reground
+
+    points = np.array([[0.5, 0.0, 0.05], [0.5, 0.15, 0.05]])
+    probs = np.array([0.9, 0.1])  # p(red mug | point) near the mug, not near the box
+    cands = np.array([[0.5, 0.01, 0.06], [0.5, 0.15, 0.06], [0.9, 0.9, 0.9]])
+    g = grounding_scores(cands, points, probs)
+    np.testing.assert_allclose(g, [0.9, 0.1, 0.0])  # the far candidate has no described point near it
+    model = np.array([0.2, 0.7, 0.1])  # the policy prefers the box
+    out = reground(model, g, 4.0)
+    assert out.argmax() == 0 and abs(out.sum() - 1.0) < 1e-9
+    np.testing.assert_allclose(reground(model, g, 0.0), model)  # weight 0: unchanged
+    assert out[2] > 0 and out[2] < model[2] * GROUNDING_FLOOR ** 3  # off every object: kept, tiny
+
+    # in decide(): the same cloud and model, the grounded choice lands on the instructed object
+    torch.manual_seed(0)
+    cfg = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1,
+                                    num_points=256, num_keep=64)
+    meta = {"presence_statistic": "recogniser", "presence_recogniser": recogniser.to_meta(),
+            "presence_threshold": None, "grounding_weight": 4.0}
+    pol = Policy(PolicyModel(cfg), meta)
+    # two graspable objects (the flat box is wider than the gripper opens)
+    xyz, rgb, f, lab = _object_scene([(TALL, (0.5, 0.0), RED_MUG), (TALL, (0.5, 0.15), YELLOW_DUCK)], seed=11)
+    text = np.random.default_rng(1).standard_normal((3, D)).astype(np.float32)
+    for instruction, centre in (("pick up the red mug", (0.5, 0.0)),
+                                ("pick up the yellow duck", (0.5, 0.15))):
+        d = pol.decide(_Cloud(xyz, rgb, f), instruction, text_features=text)
+        assert d.outcome == "ok" and np.linalg.norm(d.pose[:2, 3] - np.array(centre)) < 0.06, instruction

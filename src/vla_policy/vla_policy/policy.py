@@ -52,6 +52,8 @@ PRESENCE_POINTS = 1536  # clouds are sub-sampled like the training shards (colle
 PRESENCE_RADII_M = (0.03, 0.06)  # neighbourhoods of a point's pooled descriptor (part, whole object)
 PRESENCE_MIN_HEIGHT_M = 0.008  # object points: above the support plane by this (as select_points)
 PRESENCE_RECOGNISER_TOPK = 20
+GROUNDING_RADIUS_M = 0.03  # a grasp candidate's grounding: best p(referents | point) within this
+GROUNDING_FLOOR = 1e-3  # added before the power, so a candidate off every described object keeps a chance
 MAX_INSTRUCTION_CHARS = 200
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 
@@ -125,6 +127,31 @@ def vocabulary_from_catalogue(splits: tuple[str, ...] = ("seen", "unseen")) -> l
 
     return [{"name": o.name, "colour": o.colour.name, "shape": o.shape, "category": o.category,
              "function": o.function} for o in objlib.CATALOGUE if o.split in splits]
+
+
+def reground(probs: np.ndarray, grounding: np.ndarray, weight: float) -> np.ndarray:
+    """Candidate probabilities (C,) re-weighted by the recogniser: ``p * (g + floor)^weight``, normalised.
+
+    ``g`` (C,) from :func:`grounding_scores`; ``weight`` 0 leaves ``p`` unchanged.
+    """
+    w = np.asarray(probs, dtype=np.float64) * (np.asarray(grounding) + GROUNDING_FLOOR) ** float(weight)
+    total = w.sum()
+    return w / total if total > 0 else np.asarray(probs, dtype=np.float64)
+
+
+def grounding_scores(cand_xyz: np.ndarray, points: np.ndarray, probs: np.ndarray,
+                     radius_m: float = GROUNDING_RADIUS_M) -> np.ndarray:
+    """Grounding of each candidate by the recogniser's point map.
+
+    Returns (C,): the highest p(referents | point) of the object points within ``radius_m`` of each
+    candidate position (C, 3); 0 where none is that close.
+    """
+    if len(points) == 0 or len(cand_xyz) == 0:
+        return np.zeros(len(cand_xyz))
+    from scipy.spatial import cKDTree
+
+    near = cKDTree(points).query_ball_point(np.asarray(cand_xyz, dtype=np.float64), radius_m)
+    return np.array([float(probs[js].max()) if js else 0.0 for js in near])
 
 
 def instruction_referents(text: str, vocabulary: list[dict[str, str]], kind: str = "grasp") -> list[int]:
@@ -391,13 +418,14 @@ class Policy:
             self._recogniser = (id(blob), rec)
         return self._recogniser[1]
 
-    def recogniser_presence(self, xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
-                            instruction: str, kind: str = "grasp", seed: int | None = None) -> float | None:
-        """The ``recogniser`` presence statistic of ``instruction`` in a cloud, or None.
+    def referent_map(self, xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
+                     instruction: str, kind: str = "grasp", seed: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where the instruction's object is, by the recogniser: object points and p(referents | point).
 
-        None when the meta holds no recogniser or the instruction names no known object. The cloud
-        is sub-sampled to ``PRESENCE_POINTS`` object-biased points first (as the training shards
-        the heads were fitted on).
+        The cloud is sub-sampled to ``PRESENCE_POINTS`` object-biased points first (as the training
+        shards the heads were fitted on). Returns (points (M, 3) m, probabilities (M,)), or None when
+        the meta holds no recogniser or the instruction names no known object.
         """
         rec = self.recogniser
         if rec is None:
@@ -407,8 +435,25 @@ class Policy:
             return None
         rng = np.random.default_rng(self.seed if seed is None else seed)
         sel = select_points(xyz, PRESENCE_POINTS, rng)
-        _, desc = presence_descriptors(xyz[sel], None if rgb is None else np.asarray(rgb)[sel], features[sel])
-        return rec.presence(desc, refs)
+        sub_rgb = None if rgb is None else np.asarray(rgb)[sel]
+        idx, desc = presence_descriptors(xyz[sel], sub_rgb, features[sel])
+        if len(desc) == 0:
+            return np.zeros((0, 3), np.float32), np.zeros(0)
+        return np.asarray(xyz)[sel][idx], rec.object_probs(desc)[:, refs].sum(1)
+
+    def recogniser_presence(self, xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
+                            instruction: str, kind: str = "grasp", seed: int | None = None) -> float | None:
+        """The ``recogniser`` presence statistic of ``instruction`` in a cloud, or None.
+
+        Mean of the top-``PRESENCE_RECOGNISER_TOPK`` values of :meth:`referent_map` (0.0 without
+        object points); None when the meta holds no recogniser or the instruction names no known
+        object.
+        """
+        m = self.referent_map(xyz, rgb, features, instruction, kind, seed)
+        if m is None:
+            return None
+        p = m[1]
+        return float(np.sort(p)[-min(PRESENCE_RECOGNISER_TOPK, len(p)):].mean()) if len(p) else 0.0
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> Path:
@@ -525,8 +570,14 @@ class Policy:
         t3 = time.perf_counter()
         threshold = self.meta.get("presence_threshold")
         presence: float | None = relevance_topk
+        referents = None
+        weight = float(self.meta.get("grounding_weight") or 0.0)
+        if self.meta.get("presence_statistic") == "recogniser" or (weight > 0 and kind == "grasp"):
+            referents = self.referent_map(xyz, rgb, feats, instruction, kind)
         if self.meta.get("presence_statistic") == "recogniser":
-            presence = self.recogniser_presence(xyz, rgb, feats, instruction, kind)
+            p = None if referents is None else referents[1]
+            presence = None if p is None else (
+                float(np.sort(p)[-min(PRESENCE_RECOGNISER_TOPK, len(p)):].mean()) if len(p) else 0.0)
         t4 = time.perf_counter()
         r = out["relevance"][0][batch["point_mask"][0]]
         rel = {"presence": presence, "threshold": threshold, "max": float(r.max()), "mean": float(r.mean()),
@@ -538,5 +589,7 @@ class Policy:
         probs = torch.softmax(out["logits"][0, : len(cands)], -1).cpu().numpy()
         if threshold is not None and presence is not None and presence < float(threshold):
             return Decision("target_not_found", kind, None, cands, probs, -1, rel, timings)
+        if weight > 0 and kind == "grasp" and referents is not None:
+            probs = reground(probs, grounding_scores(cands[:, :3, 3], *referents), weight)
         i = int(np.argmax(probs))
         return Decision("ok", kind, cands[i].copy(), cands, probs, i, rel, timings)
