@@ -202,3 +202,21 @@ def test_grounding_reweights_candidates_towards_the_described_object(recogniser)
                                 ("pick up the yellow duck", (0.5, 0.15))):
         d = pol.decide(_Cloud(xyz, rgb, f), instruction, text_features=text)
         assert d.outcome == "ok" and np.linalg.norm(d.pose[:2, 3] - np.array(centre)) < 0.06, instruction
+
+
+def test_objects_the_heads_never_saw_are_not_judged(recogniser):
+    """An instruction describing an object outside the fitted set is neither refused nor re-weighted."""
+    assert recogniser.known == sorted({"red mug", "blue box", "yellow duck"})
+    duck = [YELLOW_DUCK]
+    assert recogniser.judges([RED_MUG]) and not recogniser.judges([RED_MUG, NAMES.index("banana")])
+    cfg = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1,
+                                    num_points=256, num_keep=64)
+    pol = Policy(PolicyModel(cfg), {"presence_statistic": "recogniser", "presence_threshold": 0.5,
+                                    "presence_recogniser": recogniser.to_meta(), "grounding_weight": 4.0})
+    xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG), (FLAT, (0.5, 0.15), BLUE_BOX)], seed=11)
+    text = np.random.default_rng(1).standard_normal((3, D)).astype(np.float32)
+    assert pol.referent_map(xyz, rgb, f, "pick up the yellow duck") is not None and duck
+    d = pol.decide(_Cloud(xyz, rgb, f), "pick up the banana", text_features=text)
+    assert d.outcome == "ok" and d.relevance["presence"] is None  # cannot judge: no refusal
+    back = PresenceRecogniser.from_meta(json.loads(json.dumps(recogniser.to_meta())))
+    assert back.known == recogniser.known
