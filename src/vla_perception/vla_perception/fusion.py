@@ -121,11 +121,15 @@ class NoUsableViewError(ValueError):
     """Raised when every view was dropped; the message lists each view and why."""
 
 
+@functools.lru_cache(maxsize=16)
 def _camera_rays(intr, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel grid (every ``stride``-th pixel) and its normalised rays."""
+    """Pixel grid (every ``stride``-th pixel) and its normalised rays (float32), cached per camera."""
     v, u = np.mgrid[0:intr.height:stride, 0:intr.width:stride]
     u, v = u.ravel(), v.ravel()
-    return u, v, np.stack([(u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy], 1)
+    rays = np.stack([(u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy], 1).astype(np.float32)
+    for a in (u, v, rays):
+        a.flags.writeable = False  # shared by every later call: read-only
+    return u, v, rays
 
 
 def _clean_depth(depth: np.ndarray, cfg: FusionConfig) -> np.ndarray:
@@ -161,17 +165,14 @@ def check_feature_map(fmap: torch.Tensor | np.ndarray | None, dim: int | None) -
     return None
 
 
+def _common_dim(maps: list) -> int | None:
+    """The feature width D most of the (D, h, w) maps share (None when there is none)."""
+    dims = [int(f.shape[0]) for f in maps if f is not None and getattr(f, "ndim", 0) == 3]
+    return max(set(dims), key=dims.count) if dims else None
+
+
 def _no_depth_reason(cfg: FusionConfig) -> str:
     return f"no valid depth (all NaN, zero or outside [{cfg.depth_min_m}, {cfg.depth_max_m}] m)"
-
-
-def check_view(frame: RGBDFrame | None, fmap: torch.Tensor | np.ndarray | None, dim: int | None,
-               newest_stamp_s: float, cfg: FusionConfig) -> str | None:
-    """Why ``frame`` (with its feature map) cannot be used, or None when it can."""
-    reason = check_frame(frame, newest_stamp_s, cfg) or check_feature_map(fmap, dim)
-    if reason is None and not np.isfinite(_clean_depth(frame.depth, cfg)).any():
-        return _no_depth_reason(cfg)
-    return reason
 
 
 def pixel_stride(frame: RGBDFrame, depth: np.ndarray, cfg: FusionConfig) -> int:
@@ -185,12 +186,6 @@ def pixel_stride(frame: RGBDFrame, depth: np.ndarray, cfg: FusionConfig) -> int:
     return int(max(1, np.floor(cfg.voxel_size_m * f / float(z))))
 
 
-@functools.lru_cache(maxsize=16)
-def _camera_rays_cached(intr, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    u, v, rays = _camera_rays(intr, stride)
-    return u, v, rays.astype(np.float32)
-
-
 def backproject(frame: RGBDFrame, cfg: FusionConfig,
                 depth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """World points (M, 3) float32 and colours (M, 3) uint8 of the valid depth pixels of one view.
@@ -198,7 +193,7 @@ def backproject(frame: RGBDFrame, cfg: FusionConfig,
     ``depth`` is the view's depth after ``_clean_depth`` when the caller has it already.
     """
     depth = _clean_depth(frame.depth, cfg) if depth is None else depth
-    u, v, rays = _camera_rays_cached(frame.intrinsics, pixel_stride(frame, depth, cfg))
+    u, v, rays = _camera_rays(frame.intrinsics, pixel_stride(frame, depth, cfg))
     z = depth[v, u]
     ok = np.isfinite(z)
     z, rays, u, v = z[ok], rays[ok], u[ok], v[ok]
@@ -264,22 +259,6 @@ def view_confidence(xyz: np.ndarray, frame: RGBDFrame, cfg: FusionConfig,
     conf[idx] = np.where(np.isfinite(c), c, 0.0)
     conf[conf < cfg.min_confidence] = 0.0
     return conf, u, v
-
-
-def sample_features(fmap: torch.Tensor, u: np.ndarray, v: np.ndarray, width: int,
-                    height: int) -> torch.Tensor:
-    """Bilinear samples (N, D) of a (D, h, w) patch map at image pixel coordinates (u, v).
-
-    A pixel at u covers [u - 0.5, u + 0.5] of a ``width``-pixel image; the patch grid covers the same
-    extent, so normalised coordinates with ``align_corners=False`` line both up exactly.
-    """
-    fmap = torch.as_tensor(fmap, dtype=torch.float32)
-    gx = (torch.as_tensor(u, dtype=torch.float32) + 0.5) / width * 2.0 - 1.0
-    gy = (torch.as_tensor(v, dtype=torch.float32) + 0.5) / height * 2.0 - 1.0
-    grid = torch.stack([gx, gy], dim=-1).view(1, 1, -1, 2)  # (1, 1, N, 2)
-    out = F.grid_sample(fmap[None], grid.to(fmap.device), mode="bilinear", padding_mode="border",
-                        align_corners=False)  # (1, D, 1, N)
-    return out[0, :, 0].T  # (N, D)
 
 
 def bilinear_taps(u: np.ndarray, v: np.ndarray, width: int, height: int, h: int,
@@ -444,9 +423,7 @@ def fuse_features(geometry: FusionGeometry, feature_maps: list) -> FeatureCloud:
         NoUsableViewError: when no usable view has a usable feature map.
     """
     t0 = time.perf_counter()
-    dims = [int(feature_maps[i].shape[0]) for i, _ in geometry.views
-            if i < len(feature_maps) and getattr(feature_maps[i], "ndim", 0) == 3]
-    dim = max(set(dims), key=dims.count) if dims else None
+    dim = _common_dim([feature_maps[i] for i, _ in geometry.views if i < len(feature_maps)])
     dropped = list(geometry.dropped_views)
     rows, maps = [], []
     for k, (i, name) in enumerate(geometry.views):
@@ -511,8 +488,7 @@ def fuse_views(frames: list[RGBDFrame], feature_maps: list, cfg: FusionConfig | 
     """
     if len(feature_maps) != len(frames):
         raise ValueError(f"fuse_views got {len(frames)} frames but {len(feature_maps)} feature maps")
-    dims = [int(f.shape[0]) for f in feature_maps if f is not None and getattr(f, "ndim", 0) == 3]
-    dim = max(set(dims), key=dims.count) if dims else None
+    dim = _common_dim(feature_maps)
     skip = {i: r for i, f in enumerate(feature_maps) if (r := check_feature_map(f, dim)) is not None}
     geometry = fusion_geometry(frames, cfg, skip)
     cloud = fuse_features(geometry, feature_maps)
