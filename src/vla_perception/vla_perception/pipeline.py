@@ -5,12 +5,13 @@
 image tower once on all usable views (one batch), fuses the maps with
 :mod:`vla_perception.fusion`, and records per-stage wall times in ``last_timings_ms``.
 
-The geometry half of fusion (back-projection, crop, voxel grid, per-view confidences) needs depth
-and poses only, so it runs on a worker thread while the CLIP tower runs on the calling thread
-(numpy, open3d and torch release the GIL in their kernels); only the feature half (bilinear taps,
-the confidence-weighted sum, normalisation) waits for CLIP. ``last_timings_ms`` holds ``clip``,
-``projection_fusion``, ``downsampling`` (stage durations; the first two overlap in wall time),
-``wait_geometry`` (how long the geometry outlasted CLIP) and ``total`` (wall time of the frame).
+The geometry half of fusion (back-projection, crop, voxel grid, per-view confidences, bilinear
+taps) needs depth and poses only, so it runs on a worker thread while the CLIP tower runs on the
+calling thread (numpy and torch release the GIL in their kernels; open3d's voxel grid does not, so
+CLIP stalls for its ~7 ms); only the feature half (the confidence-weighted sum, normalisation)
+waits for CLIP. ``last_timings_ms`` holds ``clip``, ``projection_fusion``, ``downsampling`` (stage
+durations; the first two overlap in wall time), ``wait_geometry`` (how long the geometry outlasted
+CLIP) and ``total`` (wall time of the frame).
 """
 
 from __future__ import annotations
