@@ -129,6 +129,11 @@ def vocabulary_from_catalogue(splits: tuple[str, ...] = ("seen", "unseen")) -> l
              "function": o.function} for o in objlib.CATALOGUE if o.split in splits]
 
 
+def top_mean(p: np.ndarray, topk: int = PRESENCE_RECOGNISER_TOPK) -> float:
+    """The recogniser's presence: mean of the ``topk`` largest p(referents | point) (0.0 when empty)."""
+    return float(np.sort(p)[-min(topk, len(p)):].mean()) if len(p) else 0.0
+
+
 def reground(probs: np.ndarray, grounding: np.ndarray, weight: float) -> np.ndarray:
     """Candidate probabilities (C,) re-weighted by the recogniser: ``p * (g + floor)^weight``, normalised.
 
@@ -310,8 +315,7 @@ class PresenceRecogniser:
             return None
         if len(descriptors) == 0:
             return 0.0
-        pd = self.object_probs(descriptors)[:, referents].sum(1)  # (M,)
-        return float(np.sort(pd)[-min(topk, len(pd)):].mean())
+        return top_mean(self.object_probs(descriptors)[:, referents].sum(1), topk)  # over (M,) points
 
     def to_meta(self, digits: int = 5) -> dict[str, Any]:
         """JSON-able form for ``config.json`` (``meta["presence_recogniser"]``, ``digits`` significant)."""
@@ -453,20 +457,6 @@ class Policy:
             return np.zeros((0, 3), np.float32), np.zeros(0)
         return np.asarray(xyz)[sel][idx], rec.object_probs(desc)[:, refs].sum(1)
 
-    def recogniser_presence(self, xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
-                            instruction: str, kind: str = "grasp", seed: int | None = None) -> float | None:
-        """The ``recogniser`` presence statistic of ``instruction`` in a cloud, or None.
-
-        Mean of the top-``PRESENCE_RECOGNISER_TOPK`` values of :meth:`referent_map` (0.0 without
-        object points); None when the meta holds no recogniser or the instruction names no known
-        object.
-        """
-        m = self.referent_map(xyz, rgb, features, instruction, kind, seed)
-        if m is None:
-            return None
-        p = m[1]
-        return float(np.sort(p)[-min(PRESENCE_RECOGNISER_TOPK, len(p)):].mean()) if len(p) else 0.0
-
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (fp16 weights) into ``directory``."""
@@ -587,9 +577,7 @@ class Policy:
         if self.meta.get("presence_statistic") == "recogniser" or (weight > 0 and kind == "grasp"):
             referents = self.referent_map(xyz, rgb, feats, instruction, kind)
         if self.meta.get("presence_statistic") == "recogniser":
-            p = None if referents is None else referents[1]
-            presence = None if p is None else (
-                float(np.sort(p)[-min(PRESENCE_RECOGNISER_TOPK, len(p)):].mean()) if len(p) else 0.0)
+            presence = None if referents is None else top_mean(referents[1])
         t4 = time.perf_counter()
         r = out["relevance"][0][batch["point_mask"][0]]
         rel = {"presence": presence, "threshold": threshold, "max": float(r.max()), "mean": float(r.mean()),
