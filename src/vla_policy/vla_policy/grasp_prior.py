@@ -351,6 +351,8 @@ def _scene_setup(world, seed: int):
 
 def collect(out: Path, seeds: range, per_scene: int = 16, budget_s: float | None = None) -> dict[str, Any]:
     """Label executed grasps on seeded scenes; one ``<seed>.npz`` per scene under ``out`` (resumable)."""
+    import pybullet as pb
+
     from vla_sim.world import SimWorld
 
     out = Path(out)
@@ -379,8 +381,6 @@ def collect(out: Path, seeds: range, per_scene: int = 16, budget_s: float | None
             rest = rng.permutation(np.arange(1, c))[: max(0, per_scene - 1)]
             executed = np.r_[0, rest].astype(int)  # the geometric top-1 + random others
             res = [_try_grasp(world, sid, gs.poses[i]) for i in executed]
-            import pybullet as pb
-
             pb.removeState(sid, physicsClientId=world.cid)
             labels = [r[1] for r in res]
             np.savez_compressed(f, xyz=xyz, poses=gs.poses, scores=gs.scores, widths=gs.widths,
