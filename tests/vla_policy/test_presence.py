@@ -119,6 +119,10 @@ def test_meta_roundtrip_keeps_probabilities(recogniser):
     np.testing.assert_allclose(back.object_probs(d), recogniser.object_probs(d), atol=1e-3)
 
 
+TINY_SR = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1,
+                                   num_points=256, num_keep=64)
+
+
 class _Cloud:
     def __init__(self, xyz, rgb, features):
         self.xyz, self.rgb, self.features = xyz, rgb, features
@@ -126,8 +130,7 @@ class _Cloud:
 
 def test_decide_refuses_an_absent_target_only(recogniser):
     torch.manual_seed(0)
-    cfg = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1,
-                                    num_points=256, num_keep=64)
+    cfg = TINY_SR
     meta = {"presence_statistic": "recogniser", "presence_recogniser": recogniser.to_meta(),
             "presence_threshold": 0.5}
     pol = Policy(PolicyModel(cfg), meta)
@@ -149,8 +152,7 @@ def test_decide_refuses_an_absent_target_only(recogniser):
 def test_recogniser_files_roundtrip_through_policy_save_and_load(recogniser, tmp_path):
     """Policy.save writes the heads as safetensors next to the model; load reads them back, and a
     corrupt file is a clear error at load time (not mid-task)."""
-    cfg = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1,
-                                    num_points=256, num_keep=64)
+    cfg = TINY_SR
     meta = {"presence_statistic": "recogniser", "presence_recogniser": recogniser.to_meta(),
             "presence_threshold": 0.5}
     Policy(PolicyModel(cfg), meta).save(tmp_path / "ckpt")
@@ -190,8 +192,7 @@ def test_grounding_reweights_candidates_towards_the_described_object(recogniser)
 
     # in decide(): the same cloud and model, the grounded choice lands on the instructed object
     torch.manual_seed(0)
-    cfg = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1,
-                                    num_points=256, num_keep=64)
+    cfg = TINY_SR
     meta = {"presence_statistic": "recogniser", "presence_recogniser": recogniser.to_meta(),
             "presence_threshold": None, "grounding_weight": 4.0}
     pol = Policy(PolicyModel(cfg), meta)
@@ -209,8 +210,7 @@ def test_objects_the_heads_never_saw_are_not_judged(recogniser):
     assert recogniser.known == sorted({"red mug", "blue box", "yellow duck"})
     duck = [YELLOW_DUCK]
     assert recogniser.judges([RED_MUG]) and not recogniser.judges([RED_MUG, NAMES.index("banana")])
-    cfg = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1,
-                                    num_points=256, num_keep=64)
+    cfg = TINY_SR
     pol = Policy(PolicyModel(cfg), {"presence_statistic": "recogniser", "presence_threshold": 0.5,
                                     "presence_recogniser": recogniser.to_meta(), "grounding_weight": 4.0})
     xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG), (FLAT, (0.5, 0.15), BLUE_BOX)], seed=11)
