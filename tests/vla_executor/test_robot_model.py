@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from xml.etree import ElementTree
+
 import numpy as np
 import pybullet as pb
 import pytest
@@ -20,11 +22,84 @@ def model(request) -> RobotModel:
     return RobotModel.load(request.param)
 
 
+def _origin(el) -> np.ndarray:
+    """(4, 4) transform of a URDF <origin> element (identity when absent)."""
+    T = np.eye(4)
+    if el is None:
+        return T
+    T[:3, :3] = generate.rpy_to_rot(tuple(float(v) for v in el.get("rpy", "0 0 0").split()))
+    T[:3, 3] = [float(v) for v in el.get("xyz", "0 0 0").split()]
+    return T
+
+
+def _urdf_numbers(text: str) -> dict[str, np.ndarray]:
+    """Every number of a URDF that matters to kinematics and dynamics, keyed by where it sits.
+
+    Inertials are compared as the full (3, 3) tensor in the link frame, so two equivalent
+    principal-axis rotations (Euler angles are not unique) compare equal.
+    """
+    root = ElementTree.fromstring(text)
+    out: dict[str, np.ndarray] = {}
+    for link in root.iter("link"):
+        name = link.get("name")
+        inertial = link.find("inertial")
+        T = _origin(inertial.find("origin"))
+        i = inertial.find("inertia").attrib
+        diag = np.diag([float(i["ixx"]), float(i["iyy"]), float(i["izz"])])
+        out[f"{name}/mass"] = np.array([float(inertial.find("mass").get("value"))])
+        out[f"{name}/com"] = T[:3, 3]
+        out[f"{name}/inertia"] = T[:3, :3] @ diag @ T[:3, :3].T
+        for k, geom in enumerate(link.iter("collision")):
+            out[f"{name}/collision{k}"] = _origin(geom.find("origin"))
+            shape = geom.find("geometry")[0]
+            out[f"{name}/collision{k}/{shape.tag}"] = np.array(
+                [float(v) for key in sorted(shape.attrib) for v in shape.get(key).split()])
+    for joint in root.iter("joint"):
+        name = joint.get("name")
+        out[f"{name}/origin"] = _origin(joint.find("origin"))
+        for tag in ("axis", "limit"):
+            el = joint.find(tag)
+            if el is not None:
+                out[f"{name}/{tag}"] = np.array(
+                    [float(v) for key in sorted(el.attrib) for v in el.get(key).split()])
+    return out
+
+
 def test_shipped_files_match_generator():
+    """The shipped URDF/YAML describe the same robot as the generator, compared as numbers (1e-9)."""
     for name, (urdf, desc) in generate.build().items():
-        assert (generate.HERE / f"{name}.urdf").read_text() == urdf, f"{name}.urdf is stale: run generate.py"
-        shipped = yaml.safe_load((generate.HERE / f"{name}.yaml").read_text())
-        assert shipped == yaml.safe_load(yaml.safe_dump(desc)), f"{name}.yaml is stale: run generate.py"
+        shipped = _urdf_numbers((generate.HERE / f"{name}.urdf").read_text())
+        fresh = _urdf_numbers(urdf)
+        assert shipped.keys() == fresh.keys(), f"{name}.urdf is stale (links/joints differ): run generate.py"
+        for key, value in fresh.items():
+            assert np.allclose(shipped[key], value, rtol=0.0, atol=1e-9), \
+                f"{name}.urdf is stale at {key}: {shipped[key]} != {value}; run generate.py"
+        shipped_yaml = yaml.safe_load((generate.HERE / f"{name}.yaml").read_text())
+        assert shipped_yaml == yaml.safe_load(yaml.safe_dump(desc)), f"{name}.yaml is stale: run generate.py"
+
+
+def test_generator_writes_canonical_text():
+    """Equivalent inputs give the same text: no -0, one Euler triple, axes fixed inside repeated moments."""
+    assert generate._f(-3.47e-18) == "0" and generate._f(-0.0) == "0"
+    flipped = np.diag([-1.0, -1.0, 1.0]) @ generate.rpy_to_rot((0.3, -0.2, 1.1)) @ np.diag([-1.0, -1.0, 1.0])
+    assert np.allclose(generate.rpy_to_rot(generate.rot_to_rpy(flipped)), flipped, atol=1e-12)
+    # yaw of exactly +-pi is written as +pi whichever sign the last bit gave
+    for eps in (1e-17, -1e-17):
+        R = generate.rpy_to_rot((0.0, 0.0, np.pi))
+        R[0, 1] += eps
+        assert generate.rot_to_rpy(R)[2] == np.pi
+    # a symmetric tensor, rotated by any orthonormal basis of its repeated eigenspace, gives one answer
+    rng = np.random.default_rng(0)
+    inertia = np.diag([2.0, 2.0, 5.0])
+    answers = set()
+    for _ in range(10):
+        a = rng.uniform(0, 2 * np.pi)
+        Q = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1.0]])
+        moments, axes = generate.principal_axes(Q @ inertia @ Q.T)
+        assert np.allclose(axes @ np.diag(moments) @ axes.T, inertia, atol=1e-12)
+        assert np.isclose(np.linalg.det(axes), 1.0)
+        answers.add(tuple(np.round(axes, 9).ravel()))
+    assert len(answers) == 1
 
 
 def test_unknown_robot_names_the_choices():

@@ -120,16 +120,79 @@ class Joint:
 
 
 def rot_to_rpy(R: np.ndarray) -> tuple[float, float, float]:
-    """URDF fixed-axis roll-pitch-yaw of a rotation matrix (R = Rz(y) Ry(p) Rx(r))."""
+    """URDF fixed-axis roll-pitch-yaw of a rotation matrix (R = Rz(y) Ry(p) Rx(r)).
+
+    Canonical on every machine: pitch in [-pi/2, pi/2], roll and yaw in (-pi, pi], entries of R
+    within 1e-9 of 0 or +-1 snapped first, and pitch within 1e-6 rad of +-pi/2 treated as gimbal
+    lock. A last-bit difference in the matrix then cannot pick the other of the two equivalent Euler
+    triples (yaw +pi vs -pi), flip the sign of a zero angle, or (next to gimbal lock, where roll and
+    yaw come from atan2 of two ~1e-8 numbers) turn into a different roll/yaw split.
+    """
+    R = np.where(np.abs(R) < 1e-9, 0.0, R)
+    R = np.where(np.abs(np.abs(R) - 1.0) < 1e-9, np.sign(R), R)
     sy = -R[2, 0]
     p = math.asin(max(-1.0, min(1.0, sy)))
-    if abs(math.cos(p)) > 1e-9:
+    if abs(math.cos(p)) > 1e-6:
         r = math.atan2(R[2, 1], R[2, 2])
         y = math.atan2(R[1, 0], R[0, 0])
     else:  # gimbal lock: put everything into yaw
         r = 0.0
         y = math.atan2(-R[0, 1], R[1, 1])
-    return (r, p, y)
+    return tuple(_canonical_angle(a) for a in (r, p, y))
+
+
+def _canonical_angle(a: float) -> float:
+    """An angle in (-pi, pi], with -pi mapped to +pi and values within 1e-12 of 0 mapped to +0.0."""
+    if abs(a) < 1e-12:
+        return 0.0
+    if a <= -math.pi + 1e-12:
+        return math.pi
+    return a
+
+
+def principal_axes(inertia: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(moments (3,), axes (3, 3) columns) of a symmetric inertia tensor, the same on every machine.
+
+    ``eigh`` leaves each eigenvector's sign free, and inside a repeated eigenvalue (a symmetric
+    link) the whole basis: which one LAPACK returns depends on the BLAS and CPU. The free choices
+    are fixed here: a repeated eigenvalue's subspace takes the link frame's own axes projected into
+    it (largest projection first), each axis points so that its largest component is positive, and
+    the third is the cross product of the first two (a right-handed rotation).
+    """
+    moments, vecs = np.linalg.eigh(inertia)
+    scale = max(float(np.abs(moments).max()), 1e-30)
+    groups: list[list[int]] = []
+    for i in range(3):
+        if groups and abs(moments[i] - moments[groups[-1][-1]]) <= 1e-9 * scale:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    axes = np.zeros((3, 3))
+    for g in groups:
+        basis = vecs[:, g]  # (3, k) orthonormal basis of the eigenspace
+        if len(g) == 1:
+            axes[:, g[0]] = basis[:, 0]
+            continue
+        proj = basis @ basis.T  # (3, 3) projector onto the eigenspace
+        chosen: list[np.ndarray] = []
+        for _ in g:
+            best, best_norm = None, -1.0
+            for e in np.eye(3):
+                v = proj @ e
+                for c in chosen:
+                    v = v - (c @ v) * c
+                n = float(np.linalg.norm(v))
+                if n > 1e-6 and n > best_norm + 1e-9:
+                    best, best_norm = v / n, n
+            chosen.append(best)
+        for i, v in zip(g, chosen):
+            axes[:, i] = v
+    for i in range(2):
+        k = int(np.argmax(np.abs(axes[:, i]) + 1e-9 * np.arange(3)[::-1]))  # first largest wins a tie
+        if axes[k, i] < 0:
+            axes[:, i] *= -1
+    axes[:, 2] = np.cross(axes[:, 0], axes[:, 1])
+    return moments, axes
 
 
 def rpy_to_rot(rpy: tuple[float, float, float]) -> np.ndarray:
@@ -168,13 +231,14 @@ def link_inertial(link: Link) -> tuple[np.ndarray, tuple[float, float, float], n
         R = rpy_to_rot(s.rpy)
         d = c - com
         inertia += R @ s.local_inertia(m) @ R.T + m * (d @ d * np.eye(3) - np.outer(d, d))
-    moments, axes = np.linalg.eigh(inertia)
-    if np.linalg.det(axes) < 0:
-        axes[:, 2] *= -1
+    moments, axes = principal_axes(inertia)
     return com, rot_to_rpy(axes), np.maximum(moments, 1e-6)
 
 
 def _f(v: float) -> str:
+    """Fixed text for a number: 9 significant digits, |v| < 1e-12 written as 0 (never -0)."""
+    if abs(v) < 1e-12:
+        return "0"
     return f"{v:.9g}"
 
 
