@@ -17,8 +17,8 @@ from vla_policy.policy import (
     PresenceRecogniser,
     instruction_referents,
     presence_descriptors,
-    vocabulary_from_catalogue,
 )
+from vla_policy.train import vocabulary_from_catalogue
 
 D = 16
 VOCAB = vocabulary_from_catalogue()
@@ -141,9 +141,9 @@ def test_decide_refuses_an_absent_target_only(recogniser):
     absent = pol.decide(cloud, "pick up the yellow duck", text_features=text)
     assert absent.outcome == "target_not_found" and absent.pose is None
     assert absent.relevance["presence"] < 0.5 and absent.relevance["threshold"] == 0.5
-    # no known object word: the statistic cannot judge, and the policy does not refuse
+    # no object named: refused as not understood (it used to grasp whatever scored best)
     vague = pol.decide(cloud, "pick that up", text_features=text)
-    assert vague.outcome == "ok" and vague.relevance["presence"] is None
+    assert vague.outcome == "not_understood" and vague.pose is None and "object" in vague.reason
     # without a calibrated threshold nothing is refused
     pol.meta["presence_threshold"] = None
     assert pol.decide(cloud, "pick up the yellow duck", text_features=text).outcome == "ok"

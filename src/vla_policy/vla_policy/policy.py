@@ -20,7 +20,10 @@ checkpoint was calibrated for:
   top-``PRESENCE_RECOGNISER_TOPK`` values of ``p(referents | point)``. The compact CLIP alone ranks
   object names poorly (a present object of the same colour wins); the heads add shape evidence
   from the point geometry and learn which CLIP directions separate categories.
-  An instruction using no known object word gets ``presence = None`` and is never refused.
+  An instruction whose object phrase the vocabulary cannot ground ("the purple elephant", another
+  language, no object at all) is refused before any of this, as ``not_understood`` with the reason
+  (:meth:`Policy.understand`); the sentence is parsed by :mod:`vla_policy.language` and the text
+  tower reads the stage's canonical wording.
 * ``relevance`` (older checkpoints, the fallback when the meta has no recogniser): the mean of the
   top-``PRESENCE_TOPK`` 1-Align relevance logits (two-stage models) or CLIP cosine similarities of the
   sentence embedding (BASE).
@@ -33,7 +36,6 @@ decision's outcome is ``target_not_found`` and no pose is returned.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,7 @@ import torch
 
 from vla_policy.configuration import PolicyConfig
 from vla_policy.data import collate, select_points
+from vla_policy.language import NotUnderstood, ParsedInstruction, parse_instruction
 from vla_policy.model import PolicyModel
 from vla_policy.priors import PriorConfig, grasp_set, place_candidates
 
@@ -116,19 +119,6 @@ def clip_weights_sha256(model: str) -> str | None:
 
 
 # ---------------------------------------------------------------------- target presence (recogniser)
-def vocabulary_from_catalogue(splits: tuple[str, ...] = ("seen", "unseen")) -> list[dict[str, str]]:
-    """The robot's object vocabulary: ``name``, ``colour``, ``shape``, ``category``, ``function`` per object.
-
-    Taken from ``vla_sim.objects.CATALOGUE`` (known words only; ``novel_word`` objects use words the
-    compact CLIP never read). Stored in the checkpoint meta at calibration time, so the policy never
-    imports the simulator.
-    """
-    from vla_sim import objects as objlib
-
-    return [{"name": o.name, "colour": o.colour.name, "shape": o.shape, "category": o.category,
-             "function": o.function} for o in objlib.CATALOGUE if o.split in splits]
-
-
 def top_mean(p: np.ndarray, topk: int = PRESENCE_RECOGNISER_TOPK) -> float:
     """The recogniser's presence: mean of the ``topk`` largest p(referents | point) (0.0 when empty)."""
     return float(np.sort(p)[-min(topk, len(p)):].mean()) if len(p) else 0.0
@@ -159,32 +149,77 @@ def grounding_scores(cand_xyz: np.ndarray, points: np.ndarray, probs: np.ndarray
     return np.array([float(probs[js].max()) if js else 0.0 for js in near])
 
 
-def instruction_referents(text: str, vocabulary: list[dict[str, str]], kind: str = "grasp") -> list[int]:
-    """Indices of the vocabulary objects that the instruction's object phrase describes (text only).
+def _contains(words: list[str], phrase: str) -> bool:
+    seq = phrase.split()
+    return any(words[i:i + len(seq)] == seq for i in range(len(words) - len(seq) + 1))
 
-    Recognised phrases, first match wins: "{colour} {shape} object", "something to {function}"
-    (longest function first), an object name (grasp: the longest; place: the last one in the text,
-    the reference of "put the X near the Y"), "a {category}". Returns [] when the text uses none.
+
+def phrase_referents(phrase: str, vocabulary: list[dict[str, str]]) -> tuple[list[int], str]:
+    """Which vocabulary objects an object phrase describes, and, when none, why (for the user).
+
+    Rules, first that applies wins: "something/anything to {function}" (longest function first) or
+    "something {colour|shape}"; "{colour} {shape} object"; an object name (longest); "{colour}
+    {shape}"; a
+    category (longest), narrowed by a colour word when one is given; a colour or shape alone with
+    nothing else ("the red one"). A phrase whose head word (its last) the vocabulary does not know is
+    never grounded on its other words: "purple elephant" is refused, not read as "something purple".
+
+    Returns:
+        (indices into ``vocabulary``, "" when grounded else the reason).
     """
-    t = " " + " ".join(re.sub(r"[^a-z ]", " ", text.lower()).split()) + " "
+    words = phrase.lower().split()
+    if not words:
+        return [], "the instruction names no object"
+    known = {w for v in vocabulary for key in ("name", "colour", "shape", "category", "function")
+             for w in v[key].split()}
+    generic = {"object", "one", "thing", "item", "something", "anything"}
     colours = sorted({v["colour"] for v in vocabulary})
     shapes = sorted({v["shape"] for v in vocabulary})
-    m = re.search(rf" ({'|'.join(colours)}) ({'|'.join(shapes)}) object", t)
-    if m:
-        return [i for i, v in enumerate(vocabulary) if (v["colour"], v["shape"]) == (m.group(1), m.group(2))]
-    for f in sorted({v["function"] for v in vocabulary}, key=len, reverse=True):
-        if f" {f} " in t:
-            return [i for i, v in enumerate(vocabulary) if v["function"] == f]
-    hits = [(t.find(f" {v['name']} "), len(v["name"]), i) for i, v in enumerate(vocabulary)]
-    hits = [h for h in hits if h[0] >= 0]
-    if hits:
-        if kind == "place":  # the reference object comes last; a longer name at the same place wins
-            return [max(hits, key=lambda h: (h[0] + h[1], h[1]))[2]]
-        return [max(hits, key=lambda h: (h[1], -h[0]))[2]]
+    colour = next((c for c in colours if c in words), None)
+    shape = next((sh for sh in shapes if sh in words), None)
+    if words[0] in ("something", "anything"):
+        words = ["something", *words[1:]]
+        for f in sorted({v["function"] for v in vocabulary}, key=len, reverse=True):
+            if _contains(words, f):
+                return [i for i, v in enumerate(vocabulary) if v["function"] == f], ""
+    elif words[-1] not in known and words[-1] not in generic:
+        unknown = [w for w in words if w not in known and w not in generic]
+        return [], (f"I don't know what {phrase!r} is: {', '.join(repr(w) for w in unknown)} "
+                    f"{'is' if len(unknown) == 1 else 'are'} not in my vocabulary")
+    if colour and shape and words[-1] in generic:  # "the orange round object": colour, not the fruit
+        refs = [i for i, v in enumerate(vocabulary) if (v["colour"], v["shape"]) == (colour, shape)]
+        return refs, "" if refs else f"I know no {colour} {shape} object"
+    names = [(len(v["name"]), i) for i, v in enumerate(vocabulary) if _contains(words, v["name"])]
+    if names:
+        best = max(names)[0]
+        return [i for n, i in names if n == best], ""
+    if colour and shape:
+        refs = [i for i, v in enumerate(vocabulary) if (v["colour"], v["shape"]) == (colour, shape)]
+        return refs, "" if refs else f"I know no {colour} {shape} object"
     for c in sorted({v["category"] for v in vocabulary}, key=len, reverse=True):
-        if re.search(rf" an? {c} ", t):
-            return [i for i, v in enumerate(vocabulary) if v["category"] == c]
-    return []
+        if _contains(words, c):
+            refs = [i for i, v in enumerate(vocabulary) if v["category"] == c]
+            if colour:
+                refs = [i for i in refs if vocabulary[i]["colour"] == colour]
+            return refs, "" if refs else f"I know no {colour} {c}"
+    rest = [w for w in words if w not in generic and w not in (colour, shape)]
+    if not rest and (colour or shape):
+        key, val = ("colour", colour) if colour else ("shape", shape)
+        return [i for i, v in enumerate(vocabulary) if v[key] == val], ""
+    return [], f"{phrase!r} does not describe any object I know"
+
+
+def instruction_referents(text: str, vocabulary: list[dict[str, str]], kind: str = "grasp") -> list[int]:
+    """Indices of the vocabulary objects the instruction's ``kind`` stage describes ([] if none).
+
+    The object phrase (grasp) or the reference phrase (place) comes from
+    :func:`vla_policy.language.parse_instruction`; see :func:`phrase_referents`.
+    """
+    try:
+        phrase = parse_instruction(text).phrase(kind)
+    except NotUnderstood:
+        return []
+    return phrase_referents(phrase, vocabulary)[0] if phrase else []
 
 
 def presence_descriptors(xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
@@ -379,7 +414,8 @@ class Decision:
     """One policy decision.
 
     Attributes:
-        outcome: ``ok``, ``target_not_found`` or ``no_candidates``.
+        outcome: ``ok``, ``target_not_found``, ``no_candidates`` or ``not_understood`` (the
+            instruction names nothing the policy can ground; ``reason`` says why).
         kind: ``grasp`` or ``place``.
         pose: (4, 4) chosen T_world_tool, or None unless ``outcome == "ok"``.
         candidates: (C, 4, 4) all candidates that were scored (ranked by the prior).
@@ -388,6 +424,8 @@ class Decision:
         relevance: ``presence`` (the checkpoint's presence statistic; None when it cannot judge),
             ``threshold``, ``max`` / ``mean`` of the 1-Align relevance and ``relevance_topk``.
         timings_ms: per-stage timings.
+        reason: why there is no pose, in words for the user ("" when ``outcome == "ok"``).
+        text: the canonical stage text the text tower read ("pick up the red mug").
     """
 
     outcome: str
@@ -398,6 +436,8 @@ class Decision:
     index: int
     relevance: dict[str, float] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    text: str = ""
 
 
 class Policy:
@@ -432,6 +472,29 @@ class Policy:
                 rec = PresenceRecogniser.from_meta(blob)
             self._recogniser = (id(blob), rec)
         return self._recogniser[1]
+
+    @property
+    def vocabulary(self) -> list[dict[str, str]] | None:
+        """The grounding vocabulary stored with the checkpoint (the recogniser's), or None."""
+        rec = self.recogniser
+        return rec.vocabulary if rec is not None else self.meta.get("vocabulary")
+
+    def understand(self, instruction: str) -> ParsedInstruction:
+        """Parse an instruction and check that every object it names can be grounded.
+
+        Raises:
+            NotUnderstood: with a reason the user can act on ("I don't know what 'purple
+                elephant' is: 'elephant' is not in my vocabulary"). A checkpoint without a grounding
+                vocabulary (older ones) checks the sentence structure only.
+        """
+        parsed = parse_instruction(check_instruction(instruction))
+        vocab = self.vocabulary
+        if vocab:
+            for kind, _ in parsed.stages():
+                refs, why = phrase_referents(parsed.phrase(kind) or "", vocab)
+                if not refs:
+                    raise NotUnderstood(why)
+        return parsed
 
     def referent_map(self, xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
                      instruction: str, kind: str = "grasp", seed: int | None = None
@@ -533,8 +596,16 @@ class Policy:
         """
         if kind not in ("grasp", "place"):
             raise ValueError(f"kind must be 'grasp' or 'place', got {kind!r}")
-        instruction = check_instruction(instruction)
         t0 = time.perf_counter()
+        try:
+            parsed = self.understand(instruction)
+            stage = dict(parsed.stages()).get(kind)
+            if stage is None:
+                raise NotUnderstood(f"{instruction!r} asks for no {kind}")
+        except NotUnderstood as exc:
+            return Decision("not_understood", kind, None, np.zeros((0, 4, 4)), np.zeros(0), -1,
+                            reason=exc.reason)
+        instruction = stage  # the canonical wording the text tower and the policy were trained on
         xyz = np.asarray(cloud.xyz, dtype=np.float32)
         feats = np.asarray(cloud.features, dtype=np.float32)
         if len(xyz) == 0 or feats.shape[0] != len(xyz):
@@ -585,11 +656,13 @@ class Policy:
         timings = {"priors": 1e3 * (t1 - t0), "text": 1e3 * (t2 - t1), "model": 1e3 * (t3 - t2),
                    "presence": 1e3 * (t4 - t3), "total": 1e3 * (t4 - t0)}
         if len(cands) == 0:
-            return Decision("no_candidates", kind, None, cands, np.zeros(0), -1, rel, timings)
+            return Decision("no_candidates", kind, None, cands, np.zeros(0), -1, rel, timings,
+                            reason=f"no {kind} candidates in the cloud", text=instruction)
         probs = torch.softmax(out["logits"][0, : len(cands)], -1).cpu().numpy()
         if threshold is not None and presence is not None and presence < float(threshold):
-            return Decision("target_not_found", kind, None, cands, probs, -1, rel, timings)
+            return Decision("target_not_found", kind, None, cands, probs, -1, rel, timings,
+                            reason=f"nothing in the scene matches {parsed.phrase(kind)!r}", text=instruction)
         if weight > 0 and kind == "grasp" and referents is not None:
             probs = reground(probs, grounding_scores(cands[:, :3, 3], *referents), weight)
         i = int(np.argmax(probs))
-        return Decision("ok", kind, cands[i].copy(), cands, probs, i, rel, timings)
+        return Decision("ok", kind, cands[i].copy(), cands, probs, i, rel, timings, text=instruction)

@@ -13,9 +13,13 @@ Topics (docs/ARCHITECTURE.md, shared/DESIGN.md):
 Task life cycle (a timer drives it; callbacks only record what arrived):
 
 1. An instruction that is empty, over ``max_instruction_chars`` or arrives while a task runs is
-   refused with ``instruction_refused`` (no task starts). Otherwise ``instruction_received``; a
-   pick-and-place sentence ("put the X near the Y") becomes a grasp stage ("grasp the X") and a
-   place stage ("put it near the Y"), any other sentence a grasp-only task.
+   refused with ``instruction_refused`` (no task starts). A sentence the policy cannot ground
+   (:meth:`Policy.understand`: an object its vocabulary does not know, another language, no object
+   at all) is refused with ``instruction_not_understood`` and the reason. Otherwise
+   ``instruction_received``; :mod:`vla_policy.language` reads the stages: a pick-and-place sentence
+   ("pick up the X and put it near the Y", "place the X beside the Y") becomes a grasp stage ("pick up
+   the X") and a place stage ("put it near the Y"), a place sentence ("put it left of the Y") a
+   place stage, any other sentence a grasp stage.
 2. Each attempt requests a fresh cloud and waits for one stamped after the request; the policy
    decides; ``grasp_selected`` / ``place_selected`` plus the pose are published, or
    ``target_not_found`` ends the task.
@@ -27,7 +31,6 @@ Task life cycle (a timer drives it; callbacks only record what arrived):
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,26 +49,10 @@ from vla_common.conversions import (
 from vla_common.node_runner import spin_node
 from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
+from vla_policy.language import NotUnderstood
 from vla_policy.policy import InstructionError, check_instruction, clip_weights_sha256
 
 NODE = "policy"
-_PICK_PLACE = re.compile(
-    r"^(?:put|place|move|set)\s+(?P<obj>.+?)\s+(?P<rel>on top of|on|in|into|near|around|next to|left of|"
-    r"right of|in front of|behind|to the left of|to the right of)\s+(?P<ref>.+)$",
-    re.IGNORECASE,
-)
-
-
-def split_task(instruction: str) -> list[tuple[str, str]]:
-    """Stages (kind, text) of an instruction: pick-and-place -> grasp + place, else grasp only."""
-    m = _PICK_PLACE.match(instruction.strip())
-    if m and m.group("obj").lower() not in ("it", "this", "that"):
-        return [("grasp", f"grasp {m.group('obj')}"), ("place", f"put it {m.group('rel')} {m.group('ref')}")]
-    if m:
-        return [("place", instruction)]
-    return [("grasp", instruction)]
-
-
 @dataclass
 class _Task:
     instruction: str
@@ -169,9 +156,19 @@ class PolicyNode(Node):
                          f"busy with {self.task.instruction!r}; send the next instruction when it has ended",
                          instruction=text)
             return
-        self.task = _Task(text, split_task(text))
+        try:
+            self._load()
+            parsed = self._policy.understand(text)
+        except NotUnderstood as exc:
+            self._status("instruction_not_understood", "warn", exc.reason, instruction=text)
+            return
+        except Exception as exc:  # noqa: BLE001 - a policy that cannot load refuses with the reason
+            self._status("instruction_refused", "error", f"policy unavailable: {exc}", instruction=text)
+            return
+        self.task = _Task(text, parsed.stages())
         self._status("instruction_received", "info", f"task started: {text!r}", instruction=text,
-                     stages=[k for k, _ in self.task.stages])
+                     stages=[k for k, _ in self.task.stages], stage_texts=[t for _, t in self.task.stages],
+                     object=parsed.object, relation=parsed.relation, reference=parsed.reference)
 
     def _on_cloud(self, msg: PointCloud2) -> None:
         self.cloud = (time_to_s(msg.header.stamp), msg)
@@ -230,6 +227,10 @@ class PolicyNode(Node):
             self._status("target_not_found", "warn", f"nothing in the scene matches {text!r}",
                          presence=rel.get("presence"), threshold=rel.get("threshold"))
             self._end(False, "target not found")
+            return
+        if decision.outcome == "not_understood":
+            self._status("instruction_not_understood", "warn", decision.reason, instruction=text)
+            self._end(False, decision.reason)
             return
         if decision.outcome != "ok":
             self._attempt_failed(task, f"no {kind} candidates in the cloud")

@@ -149,6 +149,19 @@ def heldout_samples(task: str, seeds: range, clip: str = "compact") -> list[dict
     return out
 
 
+def vocabulary_from_catalogue(splits: tuple[str, ...] = ("seen", "unseen")) -> list[dict[str, str]]:
+    """The robot's object vocabulary: ``name``, ``colour``, ``shape``, ``category``, ``function`` per object.
+
+    Taken from ``vla_sim.objects.CATALOGUE`` (known words only; ``novel_word`` objects use words the
+    compact CLIP never read). Training tooling only: the vocabulary is stored with the presence
+    recogniser at calibration time, so the policy never imports the simulator.
+    """
+    from vla_sim import objects as objlib
+
+    return [{"name": o.name, "colour": o.colour.name, "shape": o.shape, "category": o.category,
+             "function": o.function} for o in objlib.CATALOGUE if o.split in splits]
+
+
 def _presence_labels(xyz: np.ndarray, idx: np.ndarray, aabbs: dict[str, list], names: list[str],
                      margin_m: float = 0.002) -> np.ndarray:
     """(M,) vocabulary index of the one object AABB holding each point ``xyz[idx]``; -1 if none or several."""
@@ -197,7 +210,6 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
         PresenceRecogniser,
         instruction_referents,
         presence_descriptors,
-        vocabulary_from_catalogue,
     )
 
     rng = np.random.default_rng(seed)
