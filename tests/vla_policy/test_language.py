@@ -158,6 +158,7 @@ def test_heldout_phrasings_read_like_the_templates(policy):
 
 def test_runtime_policy_imports_no_simulator():
     code = ("import sys, vla_policy.policy, vla_policy.language, vla_policy.policy_node, "
-            "vla_policy.sim_adapter; print([m for m in sys.modules if m.startswith('vla_sim') or m == 'pybullet'])")
+            "vla_policy.sim_adapter; "
+            "print([m for m in sys.modules if m.startswith('vla_sim') or m == 'pybullet'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
