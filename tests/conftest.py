@@ -25,3 +25,19 @@ def ros_localhost_env() -> dict[str, str]:
     """The environment every test (and every process it starts) runs in: loopback DDS, random domain."""
     os.environ.update(_ENV)
     return dict(_ENV)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test starts with one torch thread and leaves the count as it found it.
+
+    ``PerceptionPipeline`` sets the process-wide count (cores - 1 by default), which otherwise leaks
+    into later tests: a test's floating-point reductions, and so its near-tie decisions, would
+    depend on the machine's core count and on which tests ran before it.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

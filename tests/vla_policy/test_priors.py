@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 from clouds import box_scene, table
 
-from vla_policy.priors import GripperSpec, PriorConfig, collision_free, grasp_set, place_candidates
+from vla_policy.language import RELATIONS
+from vla_policy.priors import (
+    GripperSpec,
+    PriorConfig,
+    collision_free,
+    grasp_set,
+    place_candidates,
+    relation_mask,
+)
 
 
 def _rot_ok(T):
@@ -74,6 +82,37 @@ def test_place_candidates_avoid_objects():
     table_sites = ~on_top
     np.testing.assert_allclose(T[table_sites, 2, 3], PriorConfig().place_height_m, atol=0.005)
     np.testing.assert_allclose(T[:, 2, 2], -1.0)
+
+
+@pytest.mark.parametrize("relation", RELATIONS)
+def test_place_candidates_follow_the_relation(relation):
+    """Every relation gets candidates in its own region of a wide flat box, and they differ."""
+    size = (0.14, 0.14, 0.03)  # big enough to have sites on top ("on"); "in" is over the footprint too
+    pts = box_scene(size=size)
+    lo, hi = np.array([0.5 - 0.07, -0.07, 0.0]), np.array([0.5 + 0.07, 0.07, 0.03])
+    T = place_candidates(pts, keep=lambda xy, z: relation_mask(xy, z, relation, lo, hi))
+    assert len(T) > 0
+    xy = T[:, :2, 3]
+    assert relation_mask(xy, T[:, 2, 3] - PriorConfig().place_height_m, relation, lo, hi).all()
+    centre = xy.mean(0) - np.array([0.5, 0.0])
+    expect = {"left of": (1, 1), "right of": (1, -1), "in front of": (0, -1), "behind": (0, 1)}
+    if relation in expect:
+        axis, sign = expect[relation]
+        assert sign * centre[axis] > 0.07
+    if relation in ("on", "in"):
+        assert np.all(np.abs(xy - [0.5, 0.0]) < 0.07)
+
+
+def test_relation_mask_reads_the_sides_of_the_reference():
+    lo, hi = np.array([0.45, -0.05, 0.0]), np.array([0.55, 0.05, 0.1])
+    xy = np.array([[0.5, 0.12], [0.5, -0.12], [0.38, 0.0], [0.62, 0.0], [0.5, 0.0], [0.8, 0.0]])
+    z = np.array([0.0, 0.0, 0.0, 0.0, 0.1, 0.0])
+    assert relation_mask(xy, z, "left of", lo, hi).tolist() == [True, False, False, False, False, False]
+    assert relation_mask(xy, z, "right of", lo, hi).tolist() == [False, True, False, False, False, False]
+    assert relation_mask(xy, z, "in front of", lo, hi).tolist() == [False, False, True, False, False, False]
+    assert relation_mask(xy, z, "behind", lo, hi).tolist() == [False, False, False, True, False, False]
+    assert relation_mask(xy, z, "on", lo, hi).tolist() == [False, False, False, False, True, False]
+    assert relation_mask(xy, z, "near", lo, hi).tolist() == [True, True, True, True, False, False]
 
 
 def test_empty_table_has_no_grasps_but_place_sites():

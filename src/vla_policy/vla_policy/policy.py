@@ -48,7 +48,7 @@ from vla_policy.configuration import PolicyConfig
 from vla_policy.data import collate, select_points
 from vla_policy.language import NotUnderstood, ParsedInstruction, parse_instruction
 from vla_policy.model import PolicyModel
-from vla_policy.priors import PriorConfig, grasp_set, place_candidates
+from vla_policy.priors import PriorConfig, grasp_set, place_candidates, relation_mask
 
 PRESENCE_TOPK = 8
 PRESENCE_POINTS = 1536  # clouds are sub-sampled like the training shards (collect.STORE_POINTS)
@@ -207,6 +207,24 @@ def phrase_referents(phrase: str, vocabulary: list[dict[str, str]]) -> tuple[lis
         key, val = ("colour", colour) if colour else ("shape", shape)
         return [i for i, v in enumerate(vocabulary) if v[key] == val], ""
     return [], f"{phrase!r} does not describe any object I know"
+
+
+def reference_box(points: np.ndarray, probs: np.ndarray, min_prob: float = 0.2,
+                  radius_m: float = 0.12) -> tuple[np.ndarray, np.ndarray] | None:
+    """World AABB (min (3,), max (3,)) of the reference object the recogniser found, or None.
+
+    The object is taken around its most probable point: the points within ``radius_m``
+    (horizontally) of it whose p(referent | point) is at least half of that best value. None when the
+    best value is below ``min_prob`` (the reference is not convincingly in view).
+    """
+    if len(points) == 0:
+        return None
+    k = int(np.argmax(probs))
+    if probs[k] < min_prob:
+        return None
+    near = np.linalg.norm(points[:, :2] - points[k, :2], axis=1) <= radius_m
+    sel = points[near & (probs >= 0.5 * probs[k])]
+    return sel.min(0), sel.max(0)
 
 
 def instruction_referents(text: str, vocabulary: list[dict[str, str]], kind: str = "grasp") -> list[int]:
@@ -614,10 +632,20 @@ class Policy:
         if feats.shape[1] != self.cfg.feature_dim:
             raise ValueError(f"cloud features have width {feats.shape[1]} but the policy was trained on "
                              f"{self.cfg.feature_dim}; use the same CLIP model as at training time")
+        rgb = getattr(cloud, "rgb", None)
+        weight = float(self.meta.get("grounding_weight") or 0.0)
+        referents = None
         if kind == "grasp":
             cands = grasp_set(xyz, self.prior_cfg, seed=self.seed).poses
         else:
-            cands = place_candidates(xyz, self.prior_cfg)
+            keep = None
+            if weight > 0 or self.meta.get("presence_statistic") == "recogniser":
+                referents = self.referent_map(xyz, rgb, feats, instruction, kind)
+                box = None if referents is None else reference_box(*referents)
+                if box is not None:  # candidates in the named relation to where the reference is
+                    def keep(xy, z, rel=parsed.relation, box=box):
+                        return relation_mask(xy, z, rel, *box)
+            cands = place_candidates(xyz, self.prior_cfg, keep=keep)
         if exclude and len(cands):
             keep = np.ones(len(cands), dtype=bool)
             for centre, radius in exclude:
@@ -633,7 +661,6 @@ class Policy:
         rng = np.random.default_rng(self.seed)
         idx = select_points(xyz, self.cfg.num_points, rng)
         dummy = np.eye(4, dtype=np.float32)[None] if len(cands) == 0 else cands
-        rgb = getattr(cloud, "rgb", None)
         sample = {"xyz": xyz[idx], "features": feats[idx], "text": text_features,
                   "rgb": None if rgb is None else np.asarray(rgb)[idx],
                   "candidates": dummy, "label": 0, "target_pose": np.eye(4)}
@@ -643,9 +670,7 @@ class Policy:
         t3 = time.perf_counter()
         threshold = self.meta.get("presence_threshold")
         presence: float | None = relevance_topk
-        referents = None
-        weight = float(self.meta.get("grounding_weight") or 0.0)
-        if self.meta.get("presence_statistic") == "recogniser" or (weight > 0 and kind == "grasp"):
+        if kind == "grasp" and (self.meta.get("presence_statistic") == "recogniser" or weight > 0):
             referents = self.referent_map(xyz, rgb, feats, instruction, kind)
         if self.meta.get("presence_statistic") == "recogniser":
             presence = None if referents is None else top_mean(referents[1])
