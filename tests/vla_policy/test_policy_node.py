@@ -73,3 +73,44 @@ def test_policy_node_refuses_bad_instructions():
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.mark.ros
+def test_policy_node_refuses_what_it_cannot_ground():
+    """An unknown object or another language ends in instruction_not_understood naming why; no task."""
+    proc = subprocess.Popen([sys.executable, "-m", "vla_policy.policy_node"], env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ctx = rclpy.context.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = rclpy.create_node("policy_test_client2", context=ctx)
+        ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        events = []
+        node.create_subscription(String, "/vla/status", lambda m: events.append(json.loads(m.data)),
+                                 RELIABLE_QOS)
+        pub = node.create_publisher(String, "/vla/instruction", RELIABLE_QOS)
+
+        def answered(text):
+            return [e for e in events if e.get("instruction") == text]
+
+        for text, word in (("pick up the purple elephant", "elephant"), ("nimm den roten Becher", "becher")):
+            for _ in range(60):  # discovery, then the first instruction loads the checkpoint
+                pub.publish(String(data=text))
+                if _spin_until(node, ex, lambda t=text: answered(t), 1.0):
+                    break
+                assert proc.poll() is None, proc.stdout.read()
+            got = answered(text)
+            assert got and got[0]["event"] == "instruction_not_understood", got
+            assert word in got[0]["detail"]
+        _spin_until(node, ex, lambda: False, 0.5)
+        started = ("task_succeeded", "task_failed", "instruction_received", "grasp_selected")
+        assert not [e for e in events if e["event"] in started]
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
