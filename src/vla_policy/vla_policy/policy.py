@@ -515,20 +515,23 @@ class Policy:
         return parsed
 
     def referent_map(self, xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
-                     instruction: str, kind: str = "grasp", seed: int | None = None
-                     ) -> tuple[np.ndarray, np.ndarray] | None:
+                     instruction: str, kind: str = "grasp", seed: int | None = None,
+                     judged_only: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
         """Where the instruction's object is, by the recogniser: object points and p(referents | point).
 
         The cloud is sub-sampled to ``PRESENCE_POINTS`` object-biased points first (as the training
         shards the heads were fitted on). Returns (points (M, 3) m, probabilities (M,)), or None when
-        the meta holds no recogniser, the instruction names no vocabulary object, or it describes an
-        object the heads were not fitted on (:meth:`PresenceRecogniser.judges`).
+        the meta holds no recogniser, the instruction names no vocabulary object, or (with
+        ``judged_only``) it describes an object the heads were not fitted on
+        (:meth:`PresenceRecogniser.judges`). Locating a place reference uses ``judged_only=False``:
+        an unseen object is a new combination of known colour, shape and category, and a wrong
+        location costs no more than having none.
         """
         rec = self.recogniser
         if rec is None:
             return None
         refs = instruction_referents(instruction, rec.vocabulary, kind)
-        if not refs or not rec.judges(refs):
+        if not refs or (judged_only and not rec.judges(refs)):
             return None
         rng = np.random.default_rng(self.seed if seed is None else seed)
         sel = select_points(xyz, PRESENCE_POINTS, rng)
@@ -640,7 +643,7 @@ class Policy:
         else:
             keep = None
             if weight > 0 or self.meta.get("presence_statistic") == "recogniser":
-                referents = self.referent_map(xyz, rgb, feats, instruction, kind)
+                referents = self.referent_map(xyz, rgb, feats, instruction, kind, judged_only=False)
                 box = None if referents is None else reference_box(*referents)
                 if box is not None:  # candidates in the named relation to where the reference is
                     def keep(xy, z, rel=parsed.relation, box=box):
@@ -672,6 +675,9 @@ class Policy:
         presence: float | None = relevance_topk
         if kind == "grasp" and (self.meta.get("presence_statistic") == "recogniser" or weight > 0):
             referents = self.referent_map(xyz, rgb, feats, instruction, kind)
+        elif referents is not None and not self.recogniser.judges(
+                instruction_referents(instruction, self.recogniser.vocabulary, kind)):
+            referents = None  # located for the place region only: presence is not judged for it
         if self.meta.get("presence_statistic") == "recogniser":
             presence = None if referents is None else top_mean(referents[1])
         t4 = time.perf_counter()
