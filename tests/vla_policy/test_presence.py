@@ -119,6 +119,28 @@ def test_meta_roundtrip_keeps_probabilities(recogniser):
     np.testing.assert_allclose(back.object_probs(d), recogniser.object_probs(d), atol=1e-3)
 
 
+def test_hidden_layer_recogniser_separates_and_roundtrips(tmp_path):
+    xs, ys = [], []
+    for seed in range(3):
+        xyz, rgb, f, lab = _object_scene([(TALL, (0.5, -0.1), RED_MUG), (FLAT, (0.55, 0.1), BLUE_BOX),
+                                          (TALL, (0.45, 0.1), YELLOW_DUCK)], seed)
+        idx, d = presence_descriptors(xyz, rgb, f)
+        keep = lab[idx] >= 0
+        xs.append(d[keep])
+        ys.append(lab[idx][keep])
+    rec = PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), VOCAB, steps=150, hidden=16)
+    assert rec.trunk is not None and rec.trunk[0].shape[0] == 16
+    xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG), (FLAT, (0.5, 0.15), BLUE_BOX)], seed=7)
+    _, d = presence_descriptors(xyz, rgb, f)
+    present = rec.presence(d, instruction_referents("pick up the red mug", VOCAB))
+    absent = rec.presence(d, instruction_referents("pick up the yellow duck", VOCAB))
+    assert present > 0.5 > absent
+    back = PresenceRecogniser.load(rec.save(tmp_path))
+    np.testing.assert_allclose(back.object_probs(d), rec.object_probs(d), atol=1e-4)
+    meta = PresenceRecogniser.from_meta(json.loads(json.dumps(rec.to_meta())))
+    np.testing.assert_allclose(meta.object_probs(d), rec.object_probs(d), atol=1e-3)
+
+
 TINY_SR = PolicyConfig.from_variant("SR", feature_dim=D, d_model=32, num_heads=4, num_layers=1,
                                    num_points=256, num_keep=64)
 

@@ -307,23 +307,56 @@ class PresenceRecogniser:
 
     def __init__(self, vocabulary: list[dict[str, str]],
                  heads: dict[str, tuple[np.ndarray, np.ndarray, list[str]]],
-                 known: list[str] | None = None) -> None:
+                 known: list[str] | None = None,
+                 trunk: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.vocabulary = list(vocabulary)
         self.heads = heads
         self.known = None if known is None else sorted(set(known))
+        self.trunk = trunk  # optional hidden layer (W (H, F), b (H,)), ReLU; heads then read (H,)
         self._cols = {a: np.array([heads[a][2].index(v[a]) for v in self.vocabulary]) for a in self.ATTRS}
 
     @classmethod
     def fit(cls, descriptors: np.ndarray, labels: np.ndarray, vocabulary: list[dict[str, str]],
-            steps: int = 300, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0
-            ) -> PresenceRecogniser:
-        """Full-batch Adam on the cross-entropy of each head; ``labels`` (M,) index ``vocabulary``."""
+            steps: int = 300, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0,
+            hidden: int = 0) -> PresenceRecogniser:
+        """Adam on the summed cross-entropy of the heads; ``labels`` (M,) index ``vocabulary``.
+
+        ``hidden`` > 0 adds one shared ReLU layer of that width under the three heads (trained
+        jointly, full batch); 0 keeps the linear heads of the first calibration.
+        """
         x = torch.as_tensor(descriptors, dtype=torch.float32)  # (M, F)
         mu, sd = x.mean(0), x.std(0) + 1e-6
         xn = (x - mu) / sd
+        known = [vocabulary[int(j)]["name"] for j in np.unique(labels)]
         with torch.enable_grad():  # callers may run under no_grad (train.calibrate_presence)
+            if hidden > 0:
+                trunk, heads = cls._fit_mlp(xn, mu, sd, labels, vocabulary, steps, lr, weight_decay, seed,
+                                            hidden)
+                return cls(vocabulary, heads, known=known, trunk=trunk)
             heads = cls._fit_heads(xn, mu, sd, labels, vocabulary, steps, lr, weight_decay, seed)
-        return cls(vocabulary, heads, known=[vocabulary[int(j)]["name"] for j in np.unique(labels)])
+        return cls(vocabulary, heads, known=known)
+
+    @classmethod
+    def _fit_mlp(cls, xn, mu, sd, labels, vocabulary, steps, lr, weight_decay, seed, hidden):
+        torch.manual_seed(seed)
+        classes = {a: sorted({v[a] for v in vocabulary}) for a in cls.ATTRS}
+        ys = {a: torch.as_tensor([classes[a].index(vocabulary[int(j)][a]) for j in labels], dtype=torch.long)
+              for a in cls.ATTRS}
+        layer = torch.nn.Linear(xn.shape[1], hidden)
+        lins = {a: torch.nn.Linear(hidden, len(classes[a])) for a in cls.ATTRS}
+        params = list(layer.parameters()) + [p for lin in lins.values() for p in lin.parameters()]
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        for _ in range(steps):
+            opt.zero_grad()
+            h = torch.relu(layer(xn))  # (M, H)
+            sum(torch.nn.functional.cross_entropy(lins[a](h), ys[a]) for a in cls.ATTRS).backward()
+            opt.step()
+        w = layer.weight.detach() / sd  # standardisation folded into the hidden layer
+        b = layer.bias.detach() - w @ mu
+        trunk = (w.numpy().astype(np.float64), b.numpy().astype(np.float64))
+        heads = {a: (lins[a].weight.detach().numpy().astype(np.float64),
+                     lins[a].bias.detach().numpy().astype(np.float64), classes[a]) for a in cls.ATTRS}
+        return trunk, heads
 
     def judges(self, referents: list[int]) -> bool:
         """Whether every referent (vocabulary index) is an object the heads were fitted on."""
@@ -350,6 +383,8 @@ class PresenceRecogniser:
     def object_probs(self, descriptors: np.ndarray) -> np.ndarray:
         """(M, V) p(vocabulary object | point) for descriptors (M, F)."""
         x = np.asarray(descriptors, dtype=np.float64)
+        if self.trunk is not None:
+            x = np.maximum(x @ self.trunk[0].T + self.trunk[1], 0.0)  # (M, H)
         logp = np.zeros((len(x), len(self.vocabulary)))
         for a in self.ATTRS:
             w, b, _ = self.heads[a]
@@ -375,15 +410,21 @@ class PresenceRecogniser:
         def r(a: np.ndarray) -> list:
             return [float(f"{x:.{digits}g}") for x in a.ravel()] if a.ndim == 1 else [r(row) for row in a]
 
-        return {"vocabulary": self.vocabulary, "radii_m": list(PRESENCE_RADII_M), "known": self.known,
-                "heads": {a: {"classes": c, "W": r(w), "b": r(b)} for a, (w, b, c) in self.heads.items()}}
+        out = {"vocabulary": self.vocabulary, "radii_m": list(PRESENCE_RADII_M), "known": self.known,
+               "heads": {a: {"classes": c, "W": r(w), "b": r(b)} for a, (w, b, c) in self.heads.items()}}
+        if self.trunk is not None:
+            out["trunk"] = {"W": r(self.trunk[0]), "b": r(self.trunk[1])}
+        return out
 
     @classmethod
     def from_meta(cls, blob: dict[str, Any]) -> PresenceRecogniser:
         """Inverse of :meth:`to_meta`."""
         heads = {a: (np.asarray(h["W"], dtype=np.float64), np.asarray(h["b"], dtype=np.float64),
                      list(h["classes"])) for a, h in blob["heads"].items()}
-        return cls(blob["vocabulary"], heads, blob.get("known"))
+        trunk = blob.get("trunk")
+        if trunk is not None:
+            trunk = (np.asarray(trunk["W"], dtype=np.float64), np.asarray(trunk["b"], dtype=np.float64))
+        return cls(blob["vocabulary"], heads, blob.get("known"), trunk)
 
     FILE_STEM = "presence_recogniser"
 
@@ -397,6 +438,9 @@ class PresenceRecogniser:
         for a, (w, b, _) in self.heads.items():
             tensors[f"{a}.W"] = np.ascontiguousarray(w, dtype=np.float32)
             tensors[f"{a}.b"] = np.ascontiguousarray(b, dtype=np.float32)
+        if self.trunk is not None:
+            tensors["trunk.W"] = np.ascontiguousarray(self.trunk[0], dtype=np.float32)
+            tensors["trunk.b"] = np.ascontiguousarray(self.trunk[1], dtype=np.float32)
         save_file(tensors, str(directory / f"{self.FILE_STEM}.safetensors"))
         info = {"vocabulary": self.vocabulary, "radii_m": list(PRESENCE_RADII_M), "known": self.known,
                 "classes": {a: c for a, (_, _, c) in self.heads.items()}}
@@ -416,10 +460,17 @@ class PresenceRecogniser:
             tensors = load_file(str(files[1]))
             heads = {a: (tensors[f"{a}.W"].astype(np.float64), tensors[f"{a}.b"].astype(np.float64),
                          list(info["classes"][a])) for a in cls.ATTRS}
-            rec = cls(info["vocabulary"], heads, info.get("known"))
+            trunk = None
+            if "trunk.W" in tensors:
+                trunk = (tensors["trunk.W"].astype(np.float64), tensors["trunk.b"].astype(np.float64))
+            rec = cls(info["vocabulary"], heads, info.get("known"), trunk)
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
             raise ValueError(f"cannot load the presence recogniser from {directory} "
                              f"({files[0].name} + {files[1].name}): {exc}") from exc
+        if trunk is not None and (trunk[1].shape != (trunk[0].shape[0],) or any(
+                w.shape[1] != trunk[0].shape[0] for w, _, _ in heads.values())):
+            raise ValueError(f"presence recogniser in {directory}: hidden layer W {trunk[0].shape}, "
+                             f"b {trunk[1].shape} does not match the heads")
         for a, (w, b, c) in heads.items():
             if w.shape != (len(c), w.shape[1]) or b.shape != (len(c),):
                 raise ValueError(f"presence recogniser in {directory}: head {a!r} has W {w.shape}, "

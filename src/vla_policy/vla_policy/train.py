@@ -177,6 +177,45 @@ def _presence_labels(xyz: np.ndarray, idx: np.ndarray, aabbs: dict[str, list], n
     return lab
 
 
+def presence_pairs(usable: list[dict[str, Any]], vocab: list[dict[str, str]], rng: np.random.Generator
+                   ) -> list[tuple[dict, dict, bool, bool]]:
+    """(sample, negative sample, strict negative?, same colour as a present object?) per sample and pool.
+
+    A negative is the instruction of another sample whose target is absent from this scene; a
+    strict one also describes no present object ("I need a tool" is no negative beside a wrench).
+    """
+    from vla_policy.policy import instruction_referents
+
+    names = [v["name"] for v in vocab]
+    colour = {v["name"]: v["colour"] for v in vocab}
+
+    def describes(instruction: str, kind: str) -> set[str]:
+        return {names[i] for i in instruction_referents(instruction, vocab, kind)}
+
+    pairs = []
+    for s in usable:
+        scene = set(s["meta"]["scene_objects"])
+        others = [o for o in usable if o["meta"]["target"] not in scene]
+        strict = [o for o in others
+                  if not describes(o["meta"]["instruction"], o["meta"].get("task", "grasp")) & scene]
+        for pool, is_strict in ((strict, True), (others, False)):
+            if pool:
+                o = pool[int(rng.integers(len(pool)))]
+                tgt = colour.get(o["meta"]["target"])
+                pairs.append((s, o, is_strict, any(colour.get(n) == tgt for n in scene)))
+    return pairs
+
+
+def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Area under the ROC curve: P(a positive scores above a negative), ties count half."""
+    pos, neg = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    gt = (pos[:, None] > neg[None, :]).mean()
+    eq = (pos[:, None] == neg[None, :]).mean()
+    return float(gt + 0.5 * eq)
+
+
 def _best_threshold(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
     """(threshold, balanced accuracy) maximising 0.5 (P(pos >= t) + P(neg < t))."""
     best_t, best_bacc = float(np.min(np.concatenate([pos, neg]))), 0.0
@@ -189,7 +228,8 @@ def _best_threshold(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
 
 @torch.no_grad()
 def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int = 0,
-                       fit_samples: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                       fit_samples: list[dict[str, Any]] | None = None, hidden: int = 0,
+                       min_tpr: float | None = None) -> dict[str, Any]:
     """Fit the presence statistic and its target-not-found threshold (returned as ``meta`` entries).
 
     Pairs: each sample's own instruction (positive) and, in the same cloud, the instruction of
@@ -201,7 +241,9 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
     (labels = the AABB holding the point; training metadata only). Samples of the fit set are scored
     by heads fitted on the other half of the episodes (2-fold), so the threshold is not tuned on
     in-sample scores. Otherwise the ``relevance`` statistic (``Policy.presence_stat``) is calibrated.
-    The threshold maximises balanced accuracy; below ``MIN_PRESENCE_BALANCED_ACC`` it stays None.
+    The threshold maximises balanced accuracy (or, with ``min_tpr``, is the highest one that still
+    accepts that share of the true instructions); below ``MIN_PRESENCE_BALANCED_ACC`` it stays
+    None. ``hidden``: width of the recogniser's shared hidden layer (0 = linear heads).
     Also reported: ``presence_balanced_acc_any_absent`` (negatives only need an absent target, as
     before 2026-11-22) and ``presence_balanced_acc_same_colour`` (negatives whose target shares its
     colour with a present object) at the chosen threshold.
@@ -219,22 +261,8 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
         return {"presence_threshold": None, "calibration": "too few samples with scene metadata"}
     vocab = vocabulary_from_catalogue()
     names = [v["name"] for v in vocab]
-    colour = {v["name"]: v["colour"] for v in vocab}
 
-    def describes(instruction: str, kind: str) -> set[str]:
-        return {names[i] for i in instruction_referents(instruction, vocab, kind)}
-
-    pairs = []  # (sample, negative sample, strict negative?, same colour as a present object?)
-    for s in usable:
-        scene = set(s["meta"]["scene_objects"])
-        others = [o for o in usable if o["meta"]["target"] not in scene]
-        strict = [o for o in others
-                  if not describes(o["meta"]["instruction"], o["meta"].get("task", "grasp")) & scene]
-        for pool, is_strict in ((strict, True), (others, False)):
-            if pool:
-                o = pool[int(rng.integers(len(pool)))]
-                tgt = colour.get(o["meta"]["target"])
-                pairs.append((s, o, is_strict, any(colour.get(n) == tgt for n in scene)))
+    pairs = presence_pairs(usable, vocab, rng)
     if not any(p[2] for p in pairs):
         return {"presence_threshold": None, "calibration": "no negative instructions could be built"}
 
@@ -253,7 +281,8 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
                 lab = _presence_labels(s["xyz"], idx, s["meta"]["object_aabbs"], names)
                 xs.append(d[lab >= 0])
                 ys.append(lab[lab >= 0])
-            return PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), vocab, seed=seed)
+            return PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), vocab, seed=seed,
+                                          hidden=hidden)
 
         recogniser = fit_on(fit)
         eps = sorted({s["meta"].get("episode", i) for i, s in enumerate(fit)})
@@ -286,6 +315,11 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
     pos_s = np.array([pos[id(p[0])] for p in pairs])
     pos_a = np.array(list(pos.values()))
     best_t, best_bacc = _best_threshold(pos_s[strict], neg[strict])
+    if min_tpr is not None:  # the highest threshold that accepts min_tpr of the true instructions
+        finite = np.sort(pos_a[np.isfinite(pos_a)])
+        best_t = float(finite[int(np.floor((1.0 - min_tpr) * len(finite)))]) if len(finite) else best_t
+        best_bacc = float(0.5 * ((pos_s[strict] >= best_t).mean() + (neg[strict] < best_t).mean()))
+    roc = roc_auc(pos_a[np.isfinite(pos_a)], neg[strict])
 
     def bacc(mask: np.ndarray) -> float:
         if not mask.any():
@@ -299,7 +333,8 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
                 "presence_balanced_acc_same_colour": bacc(strict & same),
                 "presence_pos_median": float(np.median(pos_a)),
                 "presence_neg_median": float(np.median(neg[strict])),
-                "presence_n": int(len(pos_a)), "presence_n_neg": int(strict.sum())})
+                "presence_n": int(len(pos_a)), "presence_n_neg": int(strict.sum()), "presence_auc": roc,
+                "presence_hidden": hidden})
     if best_bacc < MIN_PRESENCE_BALANCED_ACC:  # an unreliable detector would refuse real targets
         out.update({"presence_threshold": None,
                     "calibration": f"target-not-found disabled: balanced accuracy {best_bacc:.2f} "

@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: Apache-2.0
+r"""Refit the presence recogniser and its target-not-found threshold, and measure both on held-out scenes.
+
+Tooling (imports the simulator for the held-out decisions). Steps:
+
+1. load the shards of ``--data`` (``vla collect --task grasp``; object AABBs are training metadata);
+2. ``train.calibrate_presence``: heads (``--hidden`` > 0: one shared ReLU layer) fitted on every
+   sample, threshold chosen on 2-fold out-of-sample scores (``--min-tpr``: the highest threshold
+   that still accepts that share of true instructions; default: best balanced accuracy);
+3. held-out: fresh expert decisions on ``--heldout-seeds`` (never collected for training), scored by
+   the fitted recogniser at the chosen threshold: accepted share of true instructions (TPR), refused
+   share of instructions naming an absent object (TNR, strict negatives), ROC AUC;
+4. ``--install``: write the recogniser into the shipped ``checkpoints/presence`` and the threshold
+   and metrics into the meta of every shipped checkpoint that uses it.
+
+Usage::
+
+    python -m vla_policy.presence_calibration --data data/grasp_v4 --hidden 128 --min-tpr 0.97 \\
+        --heldout-seeds 900000:900060 --out outputs/presence
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vla_policy.data import load_samples
+from vla_policy.policy import (
+    CHECKPOINT_DIR,
+    Policy,
+    PresenceRecogniser,
+    instruction_referents,
+    presence_descriptors,
+)
+from vla_policy.train import (
+    calibrate_presence,
+    heldout_samples,
+    presence_pairs,
+    roc_auc,
+)
+
+
+def heldout_presence(rec: PresenceRecogniser, threshold: float, samples: list[dict[str, Any]],
+                     seed: int = 0) -> dict[str, float]:
+    """TPR / TNR / AUC of ``rec`` at ``threshold`` on samples it was not fitted on (strict negatives)."""
+    vocab = rec.vocabulary
+    usable = [s for s in samples if s["meta"].get("scene_objects") and s["meta"].get("target")]
+    pairs = [p for p in presence_pairs(usable, vocab, np.random.default_rng(seed)) if p[2]]
+    desc = {id(s): presence_descriptors(s["xyz"], s.get("rgb"), s["features"])[1] for s in usable}
+
+    def score(s: dict[str, Any], text: str, kind: str) -> float:
+        v = rec.presence(desc[id(s)], instruction_referents(text, vocab, kind))
+        return float("inf") if v is None else v
+
+    pos = np.array([score(s, s["meta"]["instruction"], s["meta"].get("task", "grasp")) for s in usable])
+    neg = np.array([score(s, o["meta"]["instruction"], s["meta"].get("task", "grasp"))
+                    for s, o, _, _ in pairs])
+    return {"tpr": float((pos >= threshold).mean()), "tnr": float((neg < threshold).mean()),
+            "auc": roc_auc(pos[np.isfinite(pos)], neg), "n_pos": int(len(pos)), "n_neg": int(len(neg))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI; prints and writes ``presence_calibration.json`` into ``--out``."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", nargs="+", required=True, type=Path)
+    ap.add_argument("--hidden", type=int, default=0)
+    ap.add_argument("--min-tpr", type=float, default=None)
+    ap.add_argument("--heldout-seeds", default="900000:900060", help="first:last (exclusive)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path("outputs/presence"))
+    ap.add_argument("--install", action="store_true", help="ship it (checkpoints/presence + every meta)")
+    args = ap.parse_args(argv)
+    samples = [s for d in args.data for s in load_samples(d)]
+    policy = Policy.load("SR")
+    cal = calibrate_presence(policy, samples, args.seed, fit_samples=samples, hidden=args.hidden,
+                             min_tpr=args.min_tpr)
+    if cal.get("presence_statistic") != "recogniser":
+        raise SystemExit(f"calibration did not fit a recogniser: {cal.get('calibration')}")
+    rec = PresenceRecogniser.from_meta(cal.pop("presence_recogniser"))
+    a, b = (int(x) for x in args.heldout_seeds.split(":"))
+    held = heldout_samples("grasp", range(a, b))
+    threshold = cal["presence_threshold"]
+    if threshold is None:
+        threshold = cal["presence_best_threshold"]
+    ho = heldout_presence(rec, threshold, held, args.seed)
+    cal.update({f"presence_heldout_grasp_{k}": v for k, v in ho.items()})
+    cal["presence_heldout_seeds"] = args.heldout_seeds
+    cal["presence_fit_data"] = [str(d) for d in args.data]
+    args.out.mkdir(parents=True, exist_ok=True)
+    rec.save(args.out)
+    (args.out / "presence_calibration.json").write_text(json.dumps(cal, indent=2))
+    print(json.dumps({k: v for k, v in cal.items() if not isinstance(v, (list, dict))}, indent=2))
+    if args.install:
+        rec.save(CHECKPOINT_DIR / "presence")
+        for cfg_file in sorted(CHECKPOINT_DIR.glob("*/config.json")):
+            blob = json.loads(cfg_file.read_text())
+            if blob.get("meta", {}).get("presence_recogniser") == "../presence":
+                blob["meta"].update({k: v for k, v in cal.items()
+                                     if k.startswith("presence_") or k == "calibration"})
+                blob["meta"]["presence_recogniser"] = "../presence"
+                cfg_file.write_text(json.dumps(blob, indent=2))
+                print(f"installed into {cfg_file.parent.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
