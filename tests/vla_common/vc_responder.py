@@ -10,15 +10,15 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from vla_common.qos import RELIABLE_QOS
+from vla_common.qos import EVENT_QOS
 from vla_common.status import make_status
 
 
 class Responder(Node):
     def __init__(self) -> None:
         super().__init__("policy")
-        self.status = self.create_publisher(String, "/vla/status", RELIABLE_QOS)
-        self.create_subscription(String, "/vla/instruction", self._on, RELIABLE_QOS)
+        self.status = self.create_publisher(String, "/vla/status", EVENT_QOS)
+        self.create_subscription(String, "/vla/instruction", self._on, EVENT_QOS)
         print("responder up", flush=True)
 
     def _on(self, msg: String) -> None:

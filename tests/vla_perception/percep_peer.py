@@ -19,7 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Empty, String
 
 from vla_common import conversions as conv
-from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
+from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import parse_status
 
 
@@ -36,7 +36,7 @@ class Peer(Node):
                 self.create_publisher(CameraInfo, f"{base}/color/camera_info", SENSOR_QOS))
         self.req = self.create_publisher(Empty, "/vla/perception/request", RELIABLE_QOS)
         self.create_subscription(PointCloud2, "/vla/feature_cloud", self.on_cloud, RELIABLE_QOS)
-        self.create_subscription(String, "/vla/status", self.on_status, RELIABLE_QOS)
+        self.create_subscription(String, "/vla/status", self.on_status, EVENT_QOS)
         self.clouds: list[dict] = []
         self.events: list[dict] = []
         self.phase = 1

@@ -14,7 +14,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 from std_msgs.msg import String  # noqa: E402
 
-from vla_common.qos import RELIABLE_QOS  # noqa: E402
+from vla_common.qos import EVENT_QOS  # noqa: E402
 
 
 def _spin_until(node, executor, pred, timeout_s):
@@ -41,8 +41,8 @@ def test_policy_node_refuses_bad_instructions():
         ex.add_node(node)
         events = []
         node.create_subscription(String, "/vla/status", lambda m: events.append(json.loads(m.data)),
-                                 RELIABLE_QOS)
-        pub = node.create_publisher(String, "/vla/instruction", RELIABLE_QOS)
+                                 EVENT_QOS)
+        pub = node.create_publisher(String, "/vla/instruction", EVENT_QOS)
 
         def refused(pred):
             return [e for e in events if e["event"] == "instruction_refused" and pred(e)]
@@ -77,7 +77,8 @@ def test_policy_node_refuses_bad_instructions():
 
 @pytest.mark.ros
 def test_policy_node_refuses_what_it_cannot_ground():
-    """An unknown object or another language ends in instruction_not_understood naming why; no task."""
+    """An unknown object or another language ends in instruction_not_understood naming why; no task.
+    Then 200 instructions in a burst: each is answered."""
     proc = subprocess.Popen([sys.executable, "-m", "vla_policy.policy_node"], env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ctx = rclpy.context.Context()
@@ -88,8 +89,8 @@ def test_policy_node_refuses_what_it_cannot_ground():
         ex.add_node(node)
         events = []
         node.create_subscription(String, "/vla/status", lambda m: events.append(json.loads(m.data)),
-                                 RELIABLE_QOS)
-        pub = node.create_publisher(String, "/vla/instruction", RELIABLE_QOS)
+                                 EVENT_QOS)
+        pub = node.create_publisher(String, "/vla/instruction", EVENT_QOS)
 
         def answered(text):
             return [e for e in events if e.get("instruction") == text]
@@ -106,6 +107,16 @@ def test_policy_node_refuses_what_it_cannot_ground():
         _spin_until(node, ex, lambda: False, 0.5)
         started = ("task_succeeded", "task_failed", "instruction_received", "grasp_selected")
         assert not [e for e in events if e["event"] in started]
+
+        # a burst of 200 instructions: every one is answered (one starts, the rest are busy)
+        burst = [f"pick up the red mug {i}" for i in range(200)]
+        for text in burst:
+            pub.publish(String(data=text))
+        want = set(burst)
+        _spin_until(node, ex, lambda: want <= {e.get("instruction") for e in events}, 60.0)
+        answers = {e.get("instruction"): e["event"] for e in events if e.get("instruction") in want}
+        assert len(answers) == 200, f"{200 - len(answers)} of 200 instructions were never answered"
+        assert sorted(answers.values()).count("instruction_received") == 1
         node.destroy_node()
     finally:
         rclpy.shutdown(context=ctx)

@@ -23,7 +23,7 @@ from sensor_msgs.msg import PointCloud2  # noqa: E402
 from std_msgs.msg import Empty, String  # noqa: E402
 
 from vla_common.conversions import numpy_to_pointcloud2, pose_stamped_to_matrix  # noqa: E402
-from vla_common.qos import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
+from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 from vla_common.status import make_status  # noqa: E402
 
 D = 512  # ViT-B-32 joint-space width
@@ -66,14 +66,14 @@ def _run_task(tmp_path, threshold, motion_results):
         ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
         node.create_subscription(String, "/vla/status", lambda m: events.append(json.loads(m.data)),
-                                 RELIABLE_QOS)
+                                 EVENT_QOS)
         node.create_subscription(PoseStamped, "/vla/grasp_pose", poses.append, RELIABLE_QOS)
         node.create_subscription(PoseArray, "/vla/grasp_candidates", cand_msgs.append, RELIABLE_QOS)
         node.create_subscription(Empty, "/vla/perception/request", lambda m: requests.append(time.time()),
                                  RELIABLE_QOS)
-        instr = node.create_publisher(String, "/vla/instruction", RELIABLE_QOS)
+        instr = node.create_publisher(String, "/vla/instruction", EVENT_QOS)
         cloud_pub = node.create_publisher(PointCloud2, "/vla/feature_cloud", SENSOR_QOS)
-        status_pub = node.create_publisher(String, "/vla/status", RELIABLE_QOS)
+        status_pub = node.create_publisher(String, "/vla/status", EVENT_QOS)
         results = list(motion_results)
         answered = 0
         end = time.monotonic() + 120

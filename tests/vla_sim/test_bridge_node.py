@@ -21,7 +21,7 @@ from std_msgs.msg import Float64, String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from vla_common.conversions import depth_image_to_metres  # noqa: E402
-from vla_common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS  # noqa: E402
+from vla_common.qos import EVENT_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 ARM = [
@@ -46,7 +46,7 @@ class Probe:
         self.infos: list[CameraInfo] = []
         self.node.create_subscription(JointState, "/joint_states", self._on_js, SENSOR_QOS)
         self.node.create_subscription(
-            String, "/vla/status", lambda m: self.events.append(json.loads(m.data)), RELIABLE_QOS
+            String, "/vla/status", lambda m: self.events.append(json.loads(m.data)), EVENT_QOS
         )
         self.node.create_subscription(Image, "/cameras/top/color/image_raw", self.images.append, SENSOR_QOS)
         self.node.create_subscription(

@@ -66,7 +66,7 @@ class _Driver:
         from std_msgs.msg import String
 
         from vla_common.conversions import image_to_rgb
-        from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
+        from vla_common.qos import EVENT_QOS, SENSOR_QOS
 
         self._image_to_rgb = image_to_rgb
         self.node = rclpy.create_node("vla_demo")
@@ -75,8 +75,8 @@ class _Driver:
         self.frames: list[np.ndarray] = []
         self.max_frames = max_frames
         self.lock = threading.Lock()
-        self.pub = self.node.create_publisher(String, "/vla/instruction", RELIABLE_QOS)
-        self.node.create_subscription(String, "/vla/status", self._on_status, RELIABLE_QOS)
+        self.pub = self.node.create_publisher(String, "/vla/instruction", EVENT_QOS)
+        self.node.create_subscription(String, "/vla/status", self._on_status, EVENT_QOS)
         self.node.create_subscription(Image, "/cameras/top/color/image_raw", self._on_image, SENSOR_QOS)
         self._String = String
 

@@ -6,6 +6,9 @@
   publishers (realsense2_camera publishes reliable by default).
 * ``RELIABLE_QOS``: commands and events that must not be lost (instructions, grasp/place poses,
   trajectories, /vla/status, the feature cloud). Reliable, keep last 10, volatile.
+* ``EVENT_QOS``: instructions and ``/vla/status`` events. Reliable, volatile, keep last 1000:
+  bursts must not be dropped (200 instructions in one second are each answered; a task's events
+  while the policy loads its checkpoint all arrive), and these messages are a few hundred bytes.
 * ``LATCHED_QOS``: state that a late joiner must still get (camera info, static calibration,
   the last candidate set). Reliable, transient local, keep last 1.
 """
@@ -18,7 +21,9 @@ SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
                         reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
 RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                           reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
+                       reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
-__all__ = ["SENSOR_QOS", "RELIABLE_QOS", "LATCHED_QOS"]
+__all__ = ["SENSOR_QOS", "RELIABLE_QOS", "EVENT_QOS", "LATCHED_QOS"]

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.duration import Duration
     from std_msgs.msg import String
 
-    from vla_common.qos import RELIABLE_QOS
+    from vla_common.qos import EVENT_QOS
 
     rclpy.init(args=None)
     node = rclpy.create_node("vla_say")
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.wait:  # subscribe first so no event of this task is missed
-            node.create_subscription(String, STATUS_TOPIC, on_status, RELIABLE_QOS)
-        pub = node.create_publisher(String, INSTRUCTION_TOPIC, RELIABLE_QOS)
+            node.create_subscription(String, STATUS_TOPIC, on_status, EVENT_QOS)
+        pub = node.create_publisher(String, INSTRUCTION_TOPIC, EVENT_QOS)
         deadline = time.monotonic() + args.match_timeout
         while pub.get_subscription_count() == 0:
             if time.monotonic() > deadline:

@@ -27,7 +27,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_common.conversions import joint_state_to_numpy, pointcloud2_to_numpy, pose_stamped_to_matrix
 from vla_common.node_runner import spin_node
-from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
+from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
 from vla_common.transforms import pose_to_matrix
 from vla_executor.backends import make_backend
@@ -108,7 +108,7 @@ class ExecutorNode(Node):
 
         self.traj_pub = self.create_publisher(JointTrajectory, arm_topic, RELIABLE_QOS)
         self.gripper_pub = self.create_publisher(Float64, gripper_topic, RELIABLE_QOS)
-        self.status_pub = self.create_publisher(String, "/vla/status", RELIABLE_QOS)
+        self.status_pub = self.create_publisher(String, "/vla/status", EVENT_QOS)
         self.create_subscription(PoseStamped, "/vla/grasp_pose", lambda m: self._on_pose(m, "grasp"),
                                  RELIABLE_QOS)
         self.create_subscription(PoseStamped, "/vla/place_pose", lambda m: self._on_pose(m, "place"),

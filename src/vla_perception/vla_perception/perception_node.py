@@ -26,7 +26,7 @@ from std_msgs.msg import Empty, String
 
 from vla_common import conversions as conv
 from vla_common.node_runner import spin_node
-from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
+from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
 from vla_perception.fusion import FusionConfig, NoUsableViewError
 from vla_perception.pipeline import PerceptionConfig, PerceptionPipeline
@@ -90,7 +90,7 @@ class PerceptionNode(Node):
         self.pipeline = PerceptionPipeline(cfg)
 
         self.cloud_pub = self.create_publisher(PointCloud2, "/vla/feature_cloud", RELIABLE_QOS)
-        self.status_pub = self.create_publisher(String, "/vla/status", RELIABLE_QOS)
+        self.status_pub = self.create_publisher(String, "/vla/status", EVENT_QOS)
         prefix = gp("camera_prefix").value
         for cam in self.cameras:
             topics = realsense_topics(cam, prefix)

@@ -47,7 +47,7 @@ from vla_common.conversions import (
     time_to_s,
 )
 from vla_common.node_runner import spin_node
-from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
+from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
 from vla_policy.language import NotUnderstood
 from vla_policy.policy import InstructionError, check_instruction, clip_weights_sha256
@@ -93,14 +93,14 @@ class PolicyNode(Node):
         for name, val in timeouts:
             if val <= 0:
                 raise ValueError(f"parameter {name} must be > 0, got {val}")
-        self.status_pub = self.create_publisher(String, "/vla/status", RELIABLE_QOS)
+        self.status_pub = self.create_publisher(String, "/vla/status", EVENT_QOS)
         self.grasp_pub = self.create_publisher(PoseStamped, "/vla/grasp_pose", RELIABLE_QOS)
         self.place_pub = self.create_publisher(PoseStamped, "/vla/place_pose", RELIABLE_QOS)
         self.cands_pub = self.create_publisher(PoseArray, "/vla/grasp_candidates", RELIABLE_QOS)
         self.request_pub = self.create_publisher(Empty, "/vla/perception/request", RELIABLE_QOS)
-        self.create_subscription(String, "/vla/instruction", self._on_instruction, RELIABLE_QOS)
+        self.create_subscription(String, "/vla/instruction", self._on_instruction, EVENT_QOS)
         self.create_subscription(PointCloud2, "/vla/feature_cloud", self._on_cloud, SENSOR_QOS)
-        self.create_subscription(String, "/vla/status", self._on_status, RELIABLE_QOS)
+        self.create_subscription(String, "/vla/status", self._on_status, EVENT_QOS)
         self.task: _Task | None = None
         self.cloud: tuple[float, PointCloud2] | None = None
         self.motion_result: dict[str, Any] | None = None

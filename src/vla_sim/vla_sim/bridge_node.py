@@ -56,7 +56,7 @@ try:  # the foundation's conversions (sensor_msgs <-> numpy)
         numpy_to_image,
         s_to_time,
     )
-    from vla_common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
+    from vla_common.qos import EVENT_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 except ImportError as exc:  # pragma: no cover (vla_common ships them)
     raise ImportError(f"vla_sim.bridge_node needs vla_common.conversions and vla_common.qos: {exc}") from exc
 
@@ -128,7 +128,7 @@ class SimBridgeNode(Node):
         self.world = SimWorld(
             robot=self.robot_name, renderer=self.renderer, seed=self.seed, render_size=(width, height)
         )
-        self.status_pub = self.create_publisher(String, "/vla/status", RELIABLE_QOS)
+        self.status_pub = self.create_publisher(String, "/vla/status", EVENT_QOS)
         self.clock_pub = self.create_publisher(Clock, "/clock", RELIABLE_QOS)
         self.joint_pub = self.create_publisher(JointState, "/joint_states", SENSOR_QOS)
         self.rig_pub = self.create_publisher(String, "/cameras/rig_calibration", LATCHED_QOS)
