@@ -8,6 +8,8 @@ which object went up (the privileged ``object_lifted`` events, which no node of 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from vla_common.demo import run_demo
@@ -27,6 +29,9 @@ def test_ur5_lifts_the_named_object(instruction: str, seed: int, target: str, tm
     # the policy ended the task exactly once
     assert sum(e in ("task_succeeded", "task_failed") for e in events) == 1
     assert (tmp_path / "summary.json").is_file() and (tmp_path / "episode.gif").is_file()
+    assert result.verdict == f"SUCCESS: lifted the {target}" and result.succeeded
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["verdict"] == result.verdict and target in summary["scene_objects"]
 
 
 def test_instruction_naming_an_absent_object_lifts_nothing(tmp_path) -> None:
@@ -37,3 +42,14 @@ def test_instruction_naming_an_absent_object_lifts_nothing(tmp_path) -> None:
     assert result.outcome == "task_failed", (result.outcome, events)
     assert "target_not_found" in events
     assert result.lifted == []
+    assert result.verdict.startswith("CORRECTLY REFUSED") and result.succeeded
+
+
+def test_instruction_the_robot_cannot_ground_is_refused_with_the_reason(tmp_path) -> None:
+    result = run_demo("pick up the purple elephant", robot="ur5", task="grasp", split="seen", seed=0,
+                      timeout_s=300, save=tmp_path, quiet_nodes=True)
+    events = [e for e in result.events if e["node"] == "policy"]
+    assert result.outcome == "instruction_not_understood", (result.outcome, [e["event"] for e in events])
+    assert "elephant" in result.detail
+    assert not [e for e in events if e["event"] in ("instruction_received", "grasp_selected")]
+    assert result.lifted == [] and result.verdict.startswith("CORRECTLY REFUSED")

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from vla_policy.language import RELATIONS, NotUnderstood, parse_instruction
+from vla_common.language import RELATIONS, NotUnderstood, parse_instruction, phrase_referents
 from vla_policy.language_eval import evaluate, load_heldout
-from vla_policy.policy import Policy, phrase_referents
+from vla_policy.policy import Policy
 
 G, P, PP = "grasp", "place", "pickplace"
 # (sentence, kind, object, relation, reference): the examples first, then more
@@ -157,7 +157,7 @@ def test_heldout_phrasings_read_like_the_templates(policy):
 
 
 def test_runtime_policy_imports_no_simulator():
-    code = ("import sys, vla_policy.policy, vla_policy.language, vla_policy.policy_node, "
+    code = ("import sys, vla_policy.policy, vla_common.language, vla_policy.policy_node, "
             "vla_policy.sim_adapter; "
             "print([m for m in sys.modules if m.startswith('vla_sim') or m == 'pybullet'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

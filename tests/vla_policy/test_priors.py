@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from clouds import box_scene, table
 
-from vla_policy.language import RELATIONS
+from vla_common.language import RELATIONS
 from vla_policy.priors import (
     GripperSpec,
     PriorConfig,

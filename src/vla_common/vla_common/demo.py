@@ -5,7 +5,8 @@ Starts the ``sim`` node graph (sim bridge, perception, policy, executor) as sepa
 DDS confined to this machine, waits until the simulated cameras are publishing and the policy is
 listening, sends the instruction on ``/vla/instruction``, prints every ``/vla/status`` event, and
 stops when the policy ends the task (``task_succeeded`` / ``task_failed``). It then writes what
-happened to ``--save``: ``summary.json`` (events, outcome, which object the simulator saw lifted),
+happened to ``--save``: ``summary.json`` (events, outcome, which object the simulator saw lifted,
+the scene's objects and the verdict),
 ``start.png`` / ``end.png`` (top camera) and ``episode.gif``.
 
 Usage::
@@ -15,7 +16,10 @@ Usage::
     vla demo "put the lemon left of the bowl" --task pickplace
 
 The demo reads ``object_lifted`` events of the sim bridge (privileged simulator knowledge) only to
-tell the person which object actually went up; no node of the graph uses them.
+tell the person which object actually went up; no node of the graph uses them. It prints the
+simulator's verdict first ("SUCCESS: lifted the red mug", "WRONG OBJECT: lifted the red cube,
+asked for the red mug", ``vla_sim.checks.judge_grasp``) and exits 0 only when that verdict is
+right; the policy's own report follows it.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from vla_common.graph import ROBOTS, graph
 from vla_common.ros_env import apply_localhost_env
 from vla_common.status import parse_status
 
-END_EVENTS = ("task_succeeded", "task_failed")
+END_EVENTS = ("task_succeeded", "task_failed", "instruction_not_understood", "instruction_refused")
 
 
 @dataclass
@@ -50,11 +54,14 @@ class DemoResult:
     scene_objects: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
+    verdict: str = ""          # the simulator's judgement (vla_sim.checks.judge_grasp), printed first
+    verdict_ok: bool | None = None
+    targets: list[str] = field(default_factory=list)  # scene objects the instruction describes
 
     @property
     def succeeded(self) -> bool:
-        """True when the policy reported task_succeeded."""
-        return self.outcome == "task_succeeded"
+        """True when the simulator judged the episode right (else: the policy reported task_succeeded)."""
+        return self.verdict_ok if self.verdict_ok is not None else self.outcome == "task_succeeded"
 
 
 class _Driver:
@@ -197,6 +204,14 @@ def run_demo(instruction: str, robot: str = "ur5", task: str = "grasp", split: s
                 result.lifted.append(e.get("object"))
             if e["event"] == "scene_loaded":
                 result.scene_objects = list(e.get("objects", []))
+        if result.scene_objects and result.outcome != "node_died":
+            from vla_sim.checks import judge_grasp  # sim tooling: the person's view, not the robot's
+
+            refusals = [e for e in result.events if e["event"] in (
+                "target_not_found", "instruction_not_understood", "instruction_refused")]
+            refused = refusals[-1].get("detail", refusals[-1]["event"]) if refusals else ""
+            v = judge_grasp(instruction, result.scene_objects, result.lifted, refused)
+            result.verdict, result.verdict_ok, result.targets = v.sentence, v.ok, v.targets
         driver.node.destroy_node()
         rclpy.try_shutdown()
         launcher.stop()
@@ -226,15 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``vla demo``; exit 0 when the task succeeded."""
+    """Entry point of ``vla demo``; exit 0 when the simulator judged the episode right."""
     args = build_parser().parse_args(argv)
     result = run_demo(args.instruction, robot=args.robot, task=args.task, split=args.split, seed=args.seed,
                       case_file=args.case_file, case_index=args.case_index, timeout_s=args.timeout_s,
                       save=args.save, quiet_nodes=args.quiet_nodes)
-    print(f"\n[demo] instruction: {result.instruction!r}")
+    if result.verdict:
+        print(f"\n[demo] {result.verdict}")
+    print(f"[demo] instruction: {result.instruction!r}")
     if result.scene_objects:
         print(f"[demo] scene objects: {', '.join(result.scene_objects)}")
-    print(f"[demo] outcome: {result.outcome} ({result.detail})")
+    print(f"[demo] policy's report: {result.outcome} ({result.detail})")
     print(f"[demo] objects lifted (simulator's view): {', '.join(result.lifted) or 'none'}")
     print(f"[demo] wall time {result.wall_s:.1f} s; pictures and summary in {args.save}/")
     return 0 if result.succeeded else 1

@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from vla_policy.language import NotUnderstood, ParsedInstruction
-from vla_policy.policy import Policy, phrase_referents
+from vla_common.language import NotUnderstood, ParsedInstruction, phrase_referents
+from vla_policy.policy import Policy
 
 HELDOUT_FILE = Path(__file__).parent / "heldout_phrasings.yaml"
 

@@ -22,7 +22,7 @@ checkpoint was calibrated for:
   from the point geometry and learn which CLIP directions separate categories.
   An instruction whose object phrase the vocabulary cannot ground ("the purple elephant", another
   language, no object at all) is refused before any of this, as ``not_understood`` with the reason
-  (:meth:`Policy.understand`); the sentence is parsed by :mod:`vla_policy.language` and the text
+  (:meth:`Policy.understand`); the sentence is parsed by :mod:`vla_common.language` and the text
   tower reads the stage's canonical wording.
 * ``relevance`` (older checkpoints, the fallback when the meta has no recogniser): the mean of the
   top-``PRESENCE_TOPK`` 1-Align relevance logits (two-stage models) or CLIP cosine similarities of the
@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from vla_common.language import NotUnderstood, ParsedInstruction, parse_instruction, phrase_referents
 from vla_policy.configuration import PolicyConfig
 from vla_policy.data import collate, select_points
-from vla_policy.language import NotUnderstood, ParsedInstruction, parse_instruction
 from vla_policy.model import PolicyModel
 from vla_policy.priors import PriorConfig, grasp_set, place_candidates, relation_mask
 
@@ -149,66 +149,6 @@ def grounding_scores(cand_xyz: np.ndarray, points: np.ndarray, probs: np.ndarray
     return np.array([float(probs[js].max()) if js else 0.0 for js in near])
 
 
-def _contains(words: list[str], phrase: str) -> bool:
-    seq = phrase.split()
-    return any(words[i:i + len(seq)] == seq for i in range(len(words) - len(seq) + 1))
-
-
-def phrase_referents(phrase: str, vocabulary: list[dict[str, str]]) -> tuple[list[int], str]:
-    """Which vocabulary objects an object phrase describes, and, when none, why (for the user).
-
-    Rules, first that applies wins: "something/anything to {function}" (longest function first) or
-    "something {colour|shape}"; "{colour} {shape} object"; an object name (longest); "{colour}
-    {shape}"; a
-    category (longest), narrowed by a colour word when one is given; a colour or shape alone with
-    nothing else ("the red one"). A phrase whose head word (its last) the vocabulary does not know is
-    never grounded on its other words: "purple elephant" is refused, not read as "something purple".
-
-    Returns:
-        (indices into ``vocabulary``, "" when grounded else the reason).
-    """
-    words = phrase.lower().split()
-    if not words:
-        return [], "the instruction names no object"
-    known = {w for v in vocabulary for key in ("name", "colour", "shape", "category", "function")
-             for w in v[key].split()}
-    generic = {"object", "one", "thing", "item", "something", "anything"}
-    colours = sorted({v["colour"] for v in vocabulary})
-    shapes = sorted({v["shape"] for v in vocabulary})
-    colour = next((c for c in colours if c in words), None)
-    shape = next((sh for sh in shapes if sh in words), None)
-    if words[0] in ("something", "anything"):
-        words = ["something", *words[1:]]
-        for f in sorted({v["function"] for v in vocabulary}, key=len, reverse=True):
-            if _contains(words, f):
-                return [i for i, v in enumerate(vocabulary) if v["function"] == f], ""
-    elif words[-1] not in known and words[-1] not in generic:
-        unknown = [w for w in words if w not in known and w not in generic]
-        return [], (f"I don't know what {phrase!r} is: {', '.join(repr(w) for w in unknown)} "
-                    f"{'is' if len(unknown) == 1 else 'are'} not in my vocabulary")
-    if colour and shape and words[-1] in generic:  # "the orange round object": colour, not the fruit
-        refs = [i for i, v in enumerate(vocabulary) if (v["colour"], v["shape"]) == (colour, shape)]
-        return refs, "" if refs else f"I know no {colour} {shape} object"
-    names = [(len(v["name"]), i) for i, v in enumerate(vocabulary) if _contains(words, v["name"])]
-    if names:
-        best = max(names)[0]
-        return [i for n, i in names if n == best], ""
-    if colour and shape:
-        refs = [i for i, v in enumerate(vocabulary) if (v["colour"], v["shape"]) == (colour, shape)]
-        return refs, "" if refs else f"I know no {colour} {shape} object"
-    for c in sorted({v["category"] for v in vocabulary}, key=len, reverse=True):
-        if _contains(words, c):
-            refs = [i for i, v in enumerate(vocabulary) if v["category"] == c]
-            if colour:
-                refs = [i for i in refs if vocabulary[i]["colour"] == colour]
-            return refs, "" if refs else f"I know no {colour} {c}"
-    rest = [w for w in words if w not in generic and w not in (colour, shape)]
-    if not rest and (colour or shape):
-        key, val = ("colour", colour) if colour else ("shape", shape)
-        return [i for i, v in enumerate(vocabulary) if v[key] == val], ""
-    return [], f"{phrase!r} does not describe any object I know"
-
-
 def reference_box(points: np.ndarray, probs: np.ndarray, min_prob: float = 0.2,
                   radius_m: float = 0.12) -> tuple[np.ndarray, np.ndarray] | None:
     """World AABB (min (3,), max (3,)) of the reference object the recogniser found, or None.
@@ -231,7 +171,7 @@ def instruction_referents(text: str, vocabulary: list[dict[str, str]], kind: str
     """Indices of the vocabulary objects the instruction's ``kind`` stage describes ([] if none).
 
     The object phrase (grasp) or the reference phrase (place) comes from
-    :func:`vla_policy.language.parse_instruction`; see :func:`phrase_referents`.
+    :func:`vla_common.language.parse_instruction`; see :func:`vla_common.language.phrase_referents`.
     """
     try:
         phrase = parse_instruction(text).phrase(kind)

@@ -16,7 +16,7 @@ Task life cycle (a timer drives it; callbacks only record what arrived):
    refused with ``instruction_refused`` (no task starts). A sentence the policy cannot ground
    (:meth:`Policy.understand`: an object its vocabulary does not know, another language, no object
    at all) is refused with ``instruction_not_understood`` and the reason. Otherwise
-   ``instruction_received``; :mod:`vla_policy.language` reads the stages: a pick-and-place sentence
+   ``instruction_received``; :mod:`vla_common.language` reads the stages: a pick-and-place sentence
    ("pick up the X and put it near the Y", "place the X beside the Y") becomes a grasp stage ("pick up
    the X") and a place stage ("put it near the Y"), a place sentence ("put it left of the Y") a
    place stage, any other sentence a grasp stage.
@@ -46,10 +46,10 @@ from vla_common.conversions import (
     pointcloud2_to_numpy,
     time_to_s,
 )
+from vla_common.language import NotUnderstood
 from vla_common.node_runner import spin_node
 from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
-from vla_policy.language import NotUnderstood
 from vla_policy.policy import InstructionError, check_instruction, clip_weights_sha256
 
 NODE = "policy"

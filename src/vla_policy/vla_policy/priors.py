@@ -688,7 +688,7 @@ def relation_mask(xy: np.ndarray, z: np.ndarray, relation: str, ref_min: np.ndar
     Args:
         xy: (C, 2) site positions, m.
         z: (C,) surface heights at the sites, m.
-        relation: one of ``vla_policy.language.RELATIONS``.
+        relation: one of ``vla_common.language.RELATIONS``.
         ref_min: (3,) reference AABB minimum, m.
         ref_max: (3,) reference AABB maximum, m.
         margin_m: how far inside a region's border a site must lie.

@@ -95,3 +95,58 @@ def check_place(world, name: str, region: Region) -> tuple[bool, bool]:
 def gap_to_region_m(world, name: str, region: Region) -> float:
     """Diagnostic: horizontal distance of the object's centre to the reference footprint."""
     return region.gap(np.asarray(world.object_pose(name)[:2, 3]))
+
+
+@dataclass
+class Verdict:
+    """The simulator's judgement of one free-text demo episode, for the person watching.
+
+    Attributes:
+        label: ``SUCCESS``, ``WRONG OBJECT``, ``NOTHING LIFTED``, ``CORRECTLY REFUSED`` or
+            ``WRONGLY REFUSED``.
+        sentence: what to print first ("SUCCESS: lifted the red mug").
+        ok: whether the robot did what it was told.
+        targets: the scene objects the instruction's object phrase describes (catalogue view).
+    """
+
+    label: str
+    sentence: str
+    ok: bool
+    targets: list[str]
+
+
+def judge_grasp(instruction: str, scene_objects: list[str], lifted: list[str], refused: str = "") -> Verdict:
+    """Judge what was lifted against what the instruction asked for, with the simulator's knowledge.
+
+    The instruction is read with the stack's parser (``vla_common.language``) and its object phrase
+    grounded on the catalogue entries of the scene's objects; ``lifted`` are the objects the
+    simulator saw raised >= 10 cm (``object_lifted`` events); ``refused`` is the policy's reason when
+    it refused (target not found, not understood), else "". Placement is not judged here (the demo
+    sees only events; ``vla eval`` checks it in physics).
+    """
+    from vla_common.language import NotUnderstood, parse_instruction, phrase_referents
+    from vla_sim import objects as objlib
+
+    vocab = [{"name": s.name, "colour": s.colour.name, "shape": s.shape, "category": s.category,
+              "function": s.function} for s in (objlib.get(n) for n in scene_objects)]
+    try:
+        phrase = parse_instruction(instruction).object
+    except NotUnderstood:
+        phrase = None
+    targets = [vocab[i]["name"] for i in phrase_referents(phrase, vocab)[0]] if phrase else []
+    wanted = f"the {phrase}" if phrase else "nothing this scene holds"
+    if not targets:
+        if lifted:
+            return Verdict("WRONG OBJECT", f"WRONG OBJECT: lifted the {lifted[-1]}, but the scene has "
+                           f"{wanted if phrase else 'nothing the instruction names'}", False, targets)
+        return Verdict("CORRECTLY REFUSED", f"CORRECTLY REFUSED: the scene has no {phrase or 'such object'}"
+                       f"{f' ({refused})' if refused else ''}", True, targets)
+    if lifted and lifted[-1] in targets:
+        return Verdict("SUCCESS", f"SUCCESS: lifted the {lifted[-1]}", True, targets)
+    if lifted:
+        return Verdict("WRONG OBJECT", f"WRONG OBJECT: lifted the {lifted[-1]}, asked for {wanted}", False,
+                       targets)
+    if refused:
+        return Verdict("WRONGLY REFUSED", f"WRONGLY REFUSED: {wanted} is in the scene ({refused})", False,
+                       targets)
+    return Verdict("NOTHING LIFTED", f"NOTHING LIFTED: asked for {wanted}", False, targets)

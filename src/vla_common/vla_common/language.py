@@ -27,9 +27,11 @@ How a sentence is read (rules, no learned part; the held-out phrasing set in
    could you, I need, for me...). Phrases that start with "something"/"anything" are kept whole
    ("something to drink from").
 
-What a phrase *refers to* is decided by the grounding vocabulary that ships with the policy
-checkpoint (:func:`vla_policy.policy.instruction_referents`); a phrase whose head word that
-vocabulary does not know is refused there, with the word named.
+What a phrase *refers to* is decided against an object vocabulary (:func:`phrase_referents`; the
+policy uses the one stored with its checkpoint, the simulator's demo verdict the catalogue); a
+phrase whose head word the vocabulary does not know refers to nothing, and the reason names the
+word. Plain Python: the policy, the nodes, the demo and the benchmark tooling all read sentences
+with this one module.
 """
 
 from __future__ import annotations
@@ -268,3 +270,63 @@ def parse_instruction(text: str) -> ParsedInstruction:
 def _strip_generic(words: list[str]) -> list[str]:
     """Drop a bare generic noun ("the object"); keep one after a descriptor ("the red round object")."""
     return [] if all(w in GENERIC_NOUNS for w in words) else words
+
+
+def _contains(words: list[str], phrase: str) -> bool:
+    seq = phrase.split()
+    return any(words[i:i + len(seq)] == seq for i in range(len(words) - len(seq) + 1))
+
+
+def phrase_referents(phrase: str, vocabulary: list[dict[str, str]]) -> tuple[list[int], str]:
+    """Which vocabulary objects an object phrase describes, and, when none, why (for the user).
+
+    Rules, first that applies wins: "something/anything to {function}" (longest function first) or
+    "something {colour|shape}"; "{colour} {shape} object"; an object name (longest); "{colour}
+    {shape}"; a
+    category (longest), narrowed by a colour word when one is given; a colour or shape alone with
+    nothing else ("the red one"). A phrase whose head word (its last) the vocabulary does not know is
+    never grounded on its other words: "purple elephant" is refused, not read as "something purple".
+
+    Returns:
+        (indices into ``vocabulary``, "" when grounded else the reason).
+    """
+    words = phrase.lower().split()
+    if not words:
+        return [], "the instruction names no object"
+    known = {w for v in vocabulary for key in ("name", "colour", "shape", "category", "function")
+             for w in v[key].split()}
+    generic = {"object", "one", "thing", "item", "something", "anything"}
+    colours = sorted({v["colour"] for v in vocabulary})
+    shapes = sorted({v["shape"] for v in vocabulary})
+    colour = next((c for c in colours if c in words), None)
+    shape = next((sh for sh in shapes if sh in words), None)
+    if words[0] in ("something", "anything"):
+        words = ["something", *words[1:]]
+        for f in sorted({v["function"] for v in vocabulary}, key=len, reverse=True):
+            if _contains(words, f):
+                return [i for i, v in enumerate(vocabulary) if v["function"] == f], ""
+    elif words[-1] not in known and words[-1] not in generic:
+        unknown = [w for w in words if w not in known and w not in generic]
+        return [], (f"I don't know what {phrase!r} is: {', '.join(repr(w) for w in unknown)} "
+                    f"{'is' if len(unknown) == 1 else 'are'} not in my vocabulary")
+    if colour and shape and words[-1] in generic:  # "the orange round object": colour, not the fruit
+        refs = [i for i, v in enumerate(vocabulary) if (v["colour"], v["shape"]) == (colour, shape)]
+        return refs, "" if refs else f"I know no {colour} {shape} object"
+    names = [(len(v["name"]), i) for i, v in enumerate(vocabulary) if _contains(words, v["name"])]
+    if names:
+        best = max(names)[0]
+        return [i for n, i in names if n == best], ""
+    if colour and shape:
+        refs = [i for i, v in enumerate(vocabulary) if (v["colour"], v["shape"]) == (colour, shape)]
+        return refs, "" if refs else f"I know no {colour} {shape} object"
+    for c in sorted({v["category"] for v in vocabulary}, key=len, reverse=True):
+        if _contains(words, c):
+            refs = [i for i, v in enumerate(vocabulary) if v["category"] == c]
+            if colour:
+                refs = [i for i in refs if vocabulary[i]["colour"] == colour]
+            return refs, "" if refs else f"I know no {colour} {c}"
+    rest = [w for w in words if w not in generic and w not in (colour, shape)]
+    if not rest and (colour or shape):
+        key, val = ("colour", colour) if colour else ("shape", shape)
+        return [i for i, v in enumerate(vocabulary) if v[key] == val], ""
+    return [], f"{phrase!r} does not describe any object I know"
