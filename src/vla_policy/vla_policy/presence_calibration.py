@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         threshold = cal["presence_best_threshold"]
     ho = heldout_presence(rec, threshold, held, args.seed)
     cal.update({f"presence_heldout_grasp_{k}": v for k, v in ho.items()})
+    shipped = policy.recogniser  # the recogniser shipped before this run, on the same held-out decisions
+    if shipped is not None and policy.meta.get("presence_threshold") is not None:
+        base = heldout_presence(shipped, float(policy.meta["presence_threshold"]), held, args.seed)
+        cal.update({f"previous_heldout_grasp_{k}": v for k, v in base.items()})
     cal["presence_heldout_seeds"] = args.heldout_seeds
     cal["presence_fit_data"] = [str(d) for d in args.data]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -99,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         for cfg_file in sorted(CHECKPOINT_DIR.glob("*/config.json")):
             blob = json.loads(cfg_file.read_text())
             if blob.get("meta", {}).get("presence_recogniser") == "../presence":
+                for k in [k for k in blob["meta"] if k.startswith("presence_")]:  # no stale numbers
+                    del blob["meta"][k]
                 blob["meta"].update({k: v for k, v in cal.items()
                                      if k.startswith("presence_") or k == "calibration"})
                 blob["meta"]["presence_recogniser"] = "../presence"
