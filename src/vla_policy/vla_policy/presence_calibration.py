@@ -7,9 +7,11 @@ Tooling (imports the simulator for the held-out decisions). Steps:
 2. ``train.calibrate_presence``: heads (``--hidden`` > 0: one shared ReLU layer) fitted on every
    sample, threshold chosen on 2-fold out-of-sample scores (``--min-tpr``: the highest threshold
    that still accepts that share of true instructions; default: best balanced accuracy);
-3. held-out: fresh expert decisions on ``--heldout-seeds`` (never collected for training), scored by
-   the fitted recogniser at the chosen threshold: accepted share of true instructions (TPR), refused
-   share of instructions naming an absent object (TNR, strict negatives), ROC AUC;
+3. held-out: fresh expert decisions on ``--heldout-seeds`` (never collected for training), seen and
+   unseen objects, scored by the fitted recogniser at the chosen threshold: accepted share of true
+   instructions (TPR), refused share of instructions naming an absent object (TNR, strict
+   negatives), ROC AUC, and 3D grounding accuracy (:func:`heldout_grounding`); the recogniser
+   shipped before the run is measured on the same decisions (``previous_*``);
 4. ``--install``: write the recogniser into the shipped ``checkpoints/presence`` and the threshold
    and metrics into the meta of every shipped checkpoint that uses it.
 
@@ -44,6 +46,25 @@ from vla_policy.train import (
 )
 
 
+def cached_heldout(split: str, seeds: range, cache: Path | None) -> list[dict[str, Any]]:
+    """``train.heldout_samples`` of ``split`` (grasp), kept in ``cache`` (npz + json) between runs."""
+    if cache is None:
+        return heldout_samples("grasp", seeds, split=split)
+    stem = cache / f"heldout_grasp_{split}_{seeds.start}_{seeds.stop}"
+    if stem.with_suffix(".json").is_file() and stem.with_suffix(".npz").is_file():
+        metas = json.loads(stem.with_suffix(".json").read_text())
+        with np.load(stem.with_suffix(".npz"), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        return [{**{k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{i}/")}, "meta": m}
+                for i, m in enumerate(metas)]
+    samples = heldout_samples("grasp", seeds, split=split)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(stem.with_suffix(".npz"), **{f"{i}/{k}": v for i, s in enumerate(samples)
+                                                    for k, v in s.items() if k != "meta"})
+    stem.with_suffix(".json").write_text(json.dumps([s["meta"] for s in samples]))
+    return samples
+
+
 def heldout_presence(rec: PresenceRecogniser, threshold: float, samples: list[dict[str, Any]],
                      seed: int = 0) -> dict[str, float]:
     """TPR / TNR / AUC of ``rec`` at ``threshold`` on samples it was not fitted on (strict negatives)."""
@@ -63,6 +84,44 @@ def heldout_presence(rec: PresenceRecogniser, threshold: float, samples: list[di
             "auc": roc_auc(pos[np.isfinite(pos)], neg), "n_pos": int(len(pos)), "n_neg": int(len(neg))}
 
 
+def heldout_grounding(rec: PresenceRecogniser, samples: list[dict[str, Any]], topk: int = 20
+                      ) -> dict[str, float]:
+    """3D grounding on fused clouds: is the most relevant object the instructed one?
+
+    "Most relevant" (written down here, measured as such): over the object points of the cloud
+    (``presence_descriptors``; each labelled with the one object AABB holding it, training metadata
+    used only to score), the object whose top-``topk`` mean p(referents | point) is highest. Correct
+    when that object is one the instruction describes (``instruction_referents``; a category or
+    function phrase can describe several). Samples whose described object has no labelled point are
+    skipped (counted in ``n_unseen_target``).
+    """
+    from vla_policy.train import _presence_labels
+
+    vocab = rec.vocabulary
+    names = [v["name"] for v in vocab]
+    hits, skipped = [], 0
+    for s in samples:
+        refs = instruction_referents(s["meta"]["instruction"], vocab, s["meta"].get("task", "grasp"))
+        aabbs = s["meta"].get("object_aabbs")
+        if not refs or not aabbs:
+            continue
+        idx, d = presence_descriptors(s["xyz"], s.get("rgb"), s["features"])
+        lab = _presence_labels(s["xyz"], idx, aabbs, names)
+        p = rec.object_probs(d)[:, refs].sum(1)
+        scores = {}
+        for j in np.unique(lab[lab >= 0]):
+            pj = np.sort(p[lab == j])[::-1][:topk]
+            scores[int(j)] = float(pj.mean())
+        described = {names[i] for i in refs} & set(aabbs)
+        if not scores or not any(names[j] in described for j in scores):
+            skipped += 1
+            continue
+        best = max(scores, key=scores.get)
+        hits.append(names[best] in described)
+    return {"grounding_acc": float(np.mean(hits)) if hits else float("nan"), "n": len(hits),
+            "n_unseen_target": skipped}
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI; prints and writes ``presence_calibration.json`` into ``--out``."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=0)
     ap.add_argument("--min-tpr", type=float, default=None)
     ap.add_argument("--heldout-seeds", default="900000:900060", help="first:last (exclusive)")
+    ap.add_argument("--heldout-cache", type=Path, default=None, help="keep the held-out decisions here")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("outputs/presence"))
     ap.add_argument("--install", action="store_true", help="ship it (checkpoints/presence + every meta)")
@@ -82,16 +142,26 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"calibration did not fit a recogniser: {cal.get('calibration')}")
     rec = PresenceRecogniser.from_meta(cal.pop("presence_recogniser"))
     a, b = (int(x) for x in args.heldout_seeds.split(":"))
-    held = heldout_samples("grasp", range(a, b))
+    held = cached_heldout("seen", range(a, b), args.heldout_cache)
+    held_unseen = cached_heldout("unseen", range(a, b), args.heldout_cache)
     threshold = cal["presence_threshold"]
     if threshold is None:
         threshold = cal["presence_best_threshold"]
     ho = heldout_presence(rec, threshold, held, args.seed)
     cal.update({f"presence_heldout_grasp_{k}": v for k, v in ho.items()})
+    cal.update({f"presence_heldout_unseen_grasp_{k}": v
+                for k, v in heldout_presence(rec, threshold, held_unseen, args.seed).items()})
+    for split, samples_ in (("seen", held), ("unseen", held_unseen)):
+        cal.update({f"presence_heldout_{split}_{k}": v for k, v in heldout_grounding(rec, samples_).items()})
     shipped = policy.recogniser  # the recogniser shipped before this run, on the same held-out decisions
     if shipped is not None and policy.meta.get("presence_threshold") is not None:
         base = heldout_presence(shipped, float(policy.meta["presence_threshold"]), held, args.seed)
         cal.update({f"previous_heldout_grasp_{k}": v for k, v in base.items()})
+        base = heldout_presence(shipped, float(policy.meta["presence_threshold"]), held_unseen, args.seed)
+        cal.update({f"previous_heldout_unseen_grasp_{k}": v for k, v in base.items()})
+        for split, samples_ in (("seen", held), ("unseen", held_unseen)):
+            cal.update({f"previous_heldout_{split}_{k}": v
+                        for k, v in heldout_grounding(shipped, samples_).items()})
     cal["presence_heldout_seeds"] = args.heldout_seeds
     cal["presence_fit_data"] = [str(d) for d in args.data]
     args.out.mkdir(parents=True, exist_ok=True)

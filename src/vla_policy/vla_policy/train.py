@@ -134,7 +134,8 @@ def on_object(p: np.ndarray, aabb: list, margin_m: float | None = None) -> bool:
     return bool(np.all(p >= lo) and np.all(p <= hi))
 
 
-def heldout_samples(task: str, seeds: range, clip: str = "compact") -> list[dict[str, Any]]:
+def heldout_samples(task: str, seeds: range, clip: str = "compact", split: str = "seen"
+                    ) -> list[dict[str, Any]]:
     """Fresh expert-labelled decisions (first step of each episode) on held-out seeds, live in the sim."""
     from vla_perception.clip_features import ClipFeatureExtractor
     from vla_policy.collect import RENDER_SIZE, run_episode
@@ -144,7 +145,8 @@ def heldout_samples(task: str, seeds: range, clip: str = "compact") -> list[dict
     out = []
     with SimWorld(robot="ur5", seed=1, render_size=RENDER_SIZE) as world:
         for seed in seeds:
-            for arrays, meta in run_episode(world, extractor, task, seed, steps=1, key_steps=False):
+            for arrays, meta in run_episode(world, extractor, task, seed, steps=1, key_steps=False,
+                                            split=split):
                 out.append({**arrays, "meta": meta})
     return out
 
