@@ -56,6 +56,7 @@ PRESENCE_RADII_M = (0.03, 0.06)  # neighbourhoods of a point's pooled descriptor
 PRESENCE_MIN_HEIGHT_M = 0.008  # object points: above the support plane by this (as select_points)
 PRESENCE_RECOGNISER_TOPK = 20
 GROUNDING_RADIUS_M = 0.03  # a grasp candidate's grounding: best p(referents | point) within this
+MLP_BATCH = 4096  # points per step when the recogniser has a hidden layer
 GROUNDING_FLOOR = 1e-3  # added before the power, so a candidate off every described object keeps a chance
 MAX_INSTRUCTION_CHARS = 200
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
@@ -262,7 +263,8 @@ class PresenceRecogniser:
         """Adam on the summed cross-entropy of the heads; ``labels`` (M,) index ``vocabulary``.
 
         ``hidden`` > 0 adds one shared ReLU layer of that width under the three heads (trained
-        jointly, full batch); 0 keeps the linear heads of the first calibration.
+        jointly, ``steps`` minibatches of ``MLP_BATCH`` points); 0 keeps the linear heads of the first
+        calibration (full batch).
         """
         x = torch.as_tensor(descriptors, dtype=torch.float32)  # (M, F)
         mu, sd = x.mean(0), x.std(0) + 1e-6
@@ -286,10 +288,13 @@ class PresenceRecogniser:
         lins = {a: torch.nn.Linear(hidden, len(classes[a])) for a in cls.ATTRS}
         params = list(layer.parameters()) + [p for lin in lins.values() for p in lin.parameters()]
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-        for _ in range(steps):
+        gen = torch.Generator().manual_seed(seed)
+        batch = min(len(xn), MLP_BATCH)
+        for _ in range(steps):  # minibatches: a calibration set holds ~10^5-10^6 object points
+            sel = torch.randint(len(xn), (batch,), generator=gen)
             opt.zero_grad()
-            h = torch.relu(layer(xn))  # (M, H)
-            sum(torch.nn.functional.cross_entropy(lins[a](h), ys[a]) for a in cls.ATTRS).backward()
+            h = torch.relu(layer(xn[sel]))  # (B, H)
+            sum(torch.nn.functional.cross_entropy(lins[a](h), ys[a][sel]) for a in cls.ATTRS).backward()
             opt.step()
         w = layer.weight.detach() / sd  # standardisation folded into the hidden layer
         b = layer.bias.detach() - w @ mu

@@ -283,8 +283,10 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
                 lab = _presence_labels(s["xyz"], idx, s["meta"]["object_aabbs"], names)
                 xs.append(d[lab >= 0])
                 ys.append(lab[lab >= 0])
-            return PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), vocab, seed=seed,
-                                          hidden=hidden)
+            if hidden > 0:  # minibatch Adam over the shared layer (see PresenceRecogniser.fit)
+                return PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), vocab, seed=seed,
+                                              hidden=hidden, steps=1500, lr=3e-3)
+            return PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), vocab, seed=seed)
 
         recogniser = fit_on(fit)
         eps = sorted({s["meta"].get("episode", i) for i, s in enumerate(fit)})
