@@ -324,6 +324,12 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
         best_t = float(finite[int(np.floor((1.0 - min_tpr) * len(finite)))]) if len(finite) else best_t
         best_bacc = float(0.5 * ((pos_s[strict] >= best_t).mean() + (neg[strict] < best_t).mean()))
     roc = roc_auc(pos_a[np.isfinite(pos_a)], neg[strict])
+    finite_pos = np.sort(pos_a[np.isfinite(pos_a)])
+    operating = []  # (accepted share of true instructions, threshold, refused share of absent ones)
+    for want in (0.80, 0.85, 0.90, 0.95, 0.97):
+        if len(finite_pos):
+            t = float(finite_pos[int(np.floor((1.0 - want) * len(finite_pos)))])
+            operating.append([want, t, float((neg[strict] < t).mean())])
 
     def bacc(mask: np.ndarray) -> float:
         if not mask.any():
@@ -338,7 +344,7 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
                 "presence_pos_median": float(np.median(pos_a)),
                 "presence_neg_median": float(np.median(neg[strict])),
                 "presence_n": int(len(pos_a)), "presence_n_neg": int(strict.sum()), "presence_auc": roc,
-                "presence_hidden": hidden})
+                "presence_hidden": hidden, "presence_operating_points": operating})
     if best_bacc < MIN_PRESENCE_BALANCED_ACC:  # an unreliable detector would refuse real targets
         out.update({"presence_threshold": None,
                     "calibration": f"target-not-found disabled: balanced accuracy {best_bacc:.2f} "
