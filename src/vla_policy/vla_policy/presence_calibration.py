@@ -122,6 +122,24 @@ def heldout_grounding(rec: PresenceRecogniser, samples: list[dict[str, Any]], to
             "n_unseen_target": skipped}
 
 
+def install(rec: PresenceRecogniser, cal: dict[str, Any]) -> list[str]:
+    """Ship ``rec`` as ``checkpoints/presence`` and its calibration into every checkpoint using it."""
+    rec.save(CHECKPOINT_DIR / "presence")
+    done = []
+    for cfg_file in sorted(CHECKPOINT_DIR.glob("*/config.json")):
+        blob = json.loads(cfg_file.read_text())
+        if blob.get("meta", {}).get("presence_recogniser") == "../presence":
+            for k in [k for k in blob["meta"] if k.startswith("presence_")]:  # no stale numbers
+                del blob["meta"][k]
+            blob["meta"].update({k: v for k, v in cal.items()
+                                 if k.startswith("presence_") or k == "calibration"})
+            blob["meta"]["presence_recogniser"] = "../presence"
+            cfg_file.write_text(json.dumps(blob, indent=2))
+            done.append(cfg_file.parent.name)
+    print(f"installed into {', '.join(done)}")
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI; prints and writes ``presence_calibration.json`` into ``--out``."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -169,17 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "presence_calibration.json").write_text(json.dumps(cal, indent=2))
     print(json.dumps({k: v for k, v in cal.items() if not isinstance(v, (list, dict))}, indent=2))
     if args.install:
-        rec.save(CHECKPOINT_DIR / "presence")
-        for cfg_file in sorted(CHECKPOINT_DIR.glob("*/config.json")):
-            blob = json.loads(cfg_file.read_text())
-            if blob.get("meta", {}).get("presence_recogniser") == "../presence":
-                for k in [k for k in blob["meta"] if k.startswith("presence_")]:  # no stale numbers
-                    del blob["meta"][k]
-                blob["meta"].update({k: v for k, v in cal.items()
-                                     if k.startswith("presence_") or k == "calibration"})
-                blob["meta"]["presence_recogniser"] = "../presence"
-                cfg_file.write_text(json.dumps(blob, indent=2))
-                print(f"installed into {cfg_file.parent.name}")
+        install(rec, cal)
     return 0
 
 
