@@ -670,12 +670,13 @@ class Policy:
         threshold = self.meta.get("presence_threshold")
         presence: float | None = relevance_topk
         if kind == "grasp" and (self.meta.get("presence_statistic") == "recogniser" or weight > 0):
-            referents = self.referent_map(xyz, rgb, feats, instruction, kind)
-        elif referents is not None and not self.recogniser.judges(
-                instruction_referents(instruction, self.recogniser.vocabulary, kind)):
-            referents = None  # located for the place region only: presence is not judged for it
+            referents = self.referent_map(xyz, rgb, feats, instruction, kind, judged_only=False)
         if self.meta.get("presence_statistic") == "recogniser":
-            presence = None if referents is None else top_mean(referents[1])
+            # presence is judged only for objects the heads were fitted on (an unseen object is
+            # located and re-weighted by its colour / shape / category, but never refused)
+            judged = referents is not None and self.recogniser.judges(
+                instruction_referents(instruction, self.recogniser.vocabulary, kind))
+            presence = top_mean(referents[1]) if judged else None
         t4 = time.perf_counter()
         r = out["relevance"][0][batch["point_mask"][0]]
         rel = {"presence": presence, "threshold": threshold, "max": float(r.max()), "mean": float(r.mean()),
