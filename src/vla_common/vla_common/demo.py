@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from vla_common.graph import ROBOTS, graph
+from vla_common.language import NotUnderstood, parse_instruction
 from vla_common.ros_env import apply_localhost_env
 from vla_common.status import parse_status
 
@@ -212,6 +213,12 @@ def run_demo(instruction: str, robot: str = "ur5", task: str = "grasp", split: s
             refused = refusals[-1].get("detail", refusals[-1]["event"]) if refusals else ""
             v = judge_grasp(instruction, result.scene_objects, result.lifted, refused)
             result.verdict, result.verdict_ok, result.targets = v.sentence, v.ok, v.targets
+            try:
+                places = parse_instruction(instruction).kind != "grasp"
+            except NotUnderstood:
+                places = False
+            if places:  # events tell what went up, not where it came to rest
+                result.verdict += " (the placement is not judged by the demo; `vla eval` checks it in physics)"
         driver.node.destroy_node()
         rclpy.try_shutdown()
         launcher.stop()
