@@ -218,7 +218,7 @@ def run_demo(instruction: str, robot: str = "ur5", task: str = "grasp", split: s
             except NotUnderstood:
                 places = False
             if places:  # events tell what went up, not where it came to rest
-                result.verdict += " (the placement is not judged by the demo; `vla eval` checks it in physics)"
+                result.verdict += " (placement not judged by the demo; `vla eval` checks it in physics)"
         driver.node.destroy_node()
         rclpy.try_shutdown()
         launcher.stop()
