@@ -132,6 +132,19 @@ def _save(result: DemoResult, frames: list[np.ndarray], out: Path) -> None:
     imgs[0].save(out / "episode.gif", save_all=True, append_images=imgs[1:], duration=250, loop=0)
 
 
+def _scene_objects(task: str, split: str, seed: int, case_file: str, case_index: int) -> list[str]:
+    """The objects of the scene the sim bridge loads for these arguments (seeded: no physics needed)."""
+    from vla_sim.scenes import CaseSet, make_scene
+
+    if case_file:
+        cases = CaseSet.load(Path(case_file)).cases
+        scene = cases[case_index % len(cases)]
+    else:
+        scene = make_scene(task, split, seed)
+    held = getattr(scene, "held", None)
+    return list(scene.names) + ([held] if held and held not in scene.names else [])
+
+
 def run_demo(instruction: str, robot: str = "ur5", task: str = "grasp", split: str = "seen", seed: int = 0,
              case_file: str = "", case_index: int = 0, timeout_s: float = 900.0, save: Path | None = None,
              extra_params: dict[str, dict[str, Any]] | None = None, quiet_nodes: bool = False) -> DemoResult:
@@ -205,6 +218,8 @@ def run_demo(instruction: str, robot: str = "ur5", task: str = "grasp", split: s
                 result.lifted.append(e.get("object"))
             if e["event"] == "scene_loaded":
                 result.scene_objects = list(e.get("objects", []))
+        if not result.scene_objects:  # scene_loaded is volatile: a driver that joined late missed it
+            result.scene_objects = _scene_objects(task, split, seed, case_file, case_index)
         if result.scene_objects and result.outcome != "node_died":
             from vla_sim.checks import judge_grasp  # sim tooling: the person's view, not the robot's
 
