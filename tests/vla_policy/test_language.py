@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vla_common.language import RELATIONS, NotUnderstood, parse_instruction, phrase_referents
-from vla_policy.language_eval import evaluate, load_heldout
+from vla_policy.eval_language import evaluate, load_heldout
 from vla_policy.policy import Policy
 
 G, P, PP = "grasp", "place", "pickplace"

@@ -16,7 +16,7 @@ and read by :meth:`Policy.understand` of a shipped checkpoint (its stored ground
 
 Usage::
 
-    python -m vla_policy.language_eval --out results
+    python -m vla_policy.eval_language --out results
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def evaluate(policy: Policy, n_per_family: int = 400, seed: int = 0) -> dict[str
 def markdown(result: dict[str, Any]) -> str:
     """A table of :func:`evaluate`'s summary, and the first failures."""
     lines = ["# Instruction reading: templated vs held-out phrasings", "",
-             "`python -m vla_policy.language_eval` (vla_policy/language_eval.py; held-out set: "
+             "`python -m vla_policy.eval_language` (vla_policy/eval_language.py; held-out set: "
              "vla_policy/heldout_phrasings.yaml).", "",
              "| set / kind | sentences | parsed as built | grounded on the intended object |",
              "|---|---|---|---|"]
