@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -26,23 +27,39 @@ def _spin_until(node, executor, pred, timeout_s):
     return False
 
 
-@pytest.mark.ros
-def test_policy_node_refuses_bad_instructions():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vla_policy.policy_node", "--ros-args", "-p", "max_instruction_chars:=50",
-         "-p", "checkpoint:=/nonexistent"],
-        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+@contextlib.contextmanager
+def _policy_node_and_client(*params: str):
+    """A policy node process (``-p`` params) and a client node: yields (proc, node, executor, events, pub)."""
+    args = [sys.executable, "-m", "vla_policy.policy_node"]
+    if params:
+        args += ["--ros-args", *[x for p in params for x in ("-p", p)]]
+    proc = subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     ctx = rclpy.context.Context()
     rclpy.init(context=ctx)
     try:
         node = rclpy.create_node("policy_test_client", context=ctx)
         ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
-        events = []
+        events: list[dict] = []
         node.create_subscription(String, "/vla/status", lambda m: events.append(json.loads(m.data)),
                                  EVENT_QOS)
         pub = node.create_publisher(String, "/vla/instruction", EVENT_QOS)
+        yield proc, node, ex, events, pub
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.ros
+def test_policy_node_refuses_bad_instructions():
+    with _policy_node_and_client("max_instruction_chars:=50", "checkpoint:=/nonexistent") as (
+            proc, node, ex, events, pub):
 
         def refused(pred):
             return [e for e in events if e["event"] == "instruction_refused" and pred(e)]
@@ -65,32 +82,13 @@ def test_policy_node_refuses_bad_instructions():
         _spin_until(node, ex, lambda: False, 0.5)
         started = ("task_succeeded", "task_failed", "instruction_received")
         assert not [e for e in events if e["event"] in started]
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=ctx)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.mark.ros
 def test_policy_node_refuses_what_it_cannot_ground():
     """An unknown object or another language ends in instruction_not_understood naming why; no task.
     Then 200 instructions in a burst: each is answered."""
-    proc = subprocess.Popen([sys.executable, "-m", "vla_policy.policy_node"], env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ctx = rclpy.context.Context()
-    rclpy.init(context=ctx)
-    try:
-        node = rclpy.create_node("policy_test_client2", context=ctx)
-        ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        events = []
-        node.create_subscription(String, "/vla/status", lambda m: events.append(json.loads(m.data)),
-                                 EVENT_QOS)
-        pub = node.create_publisher(String, "/vla/instruction", EVENT_QOS)
+    with _policy_node_and_client() as (proc, node, ex, events, pub):
 
         def answered(text):
             return [e for e in events if e.get("instruction") == text]
@@ -117,11 +115,3 @@ def test_policy_node_refuses_what_it_cannot_ground():
         answers = {e.get("instruction"): e["event"] for e in events if e.get("instruction") in want}
         assert len(answers) == 200, f"{200 - len(answers)} of 200 instructions were never answered"
         assert sorted(answers.values()).count("instruction_received") == 1
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=ctx)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()

@@ -76,17 +76,22 @@ RED_MUG, BLUE_BOX, YELLOW_DUCK = NAMES.index("red mug"), NAMES.index("blue box")
 TALL, FLAT = (0.06, 0.06, 0.10), (0.12, 0.10, 0.03)
 
 
-@pytest.fixture(scope="module")
-def recogniser():
+def _training_points(mug_xy=(0.45, -0.08), box_xy=(0.55, 0.08)) -> tuple[np.ndarray, np.ndarray]:
+    """Descriptors (M, F) and vocabulary labels (M,) of the object points of three training scenes."""
     xs, ys = [], []
     for seed in range(3):
-        xyz, rgb, f, lab = _object_scene([(TALL, (0.45, -0.08), RED_MUG), (FLAT, (0.55, 0.08), BLUE_BOX),
+        xyz, rgb, f, lab = _object_scene([(TALL, mug_xy, RED_MUG), (FLAT, box_xy, BLUE_BOX),
                                           (TALL, (0.45, 0.1), YELLOW_DUCK)], seed)
         idx, d = presence_descriptors(xyz, rgb, f)
         keep = lab[idx] >= 0
         xs.append(d[keep])
         ys.append(lab[idx][keep])
-    return PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), VOCAB, steps=200)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+@pytest.fixture(scope="module")
+def recogniser():
+    return PresenceRecogniser.fit(*_training_points(), VOCAB, steps=200)
 
 
 def test_descriptors_cover_only_object_points():
@@ -120,15 +125,7 @@ def test_meta_roundtrip_keeps_probabilities(recogniser):
 
 
 def test_hidden_layer_recogniser_separates_and_roundtrips(tmp_path):
-    xs, ys = [], []
-    for seed in range(3):
-        xyz, rgb, f, lab = _object_scene([(TALL, (0.5, -0.1), RED_MUG), (FLAT, (0.55, 0.1), BLUE_BOX),
-                                          (TALL, (0.45, 0.1), YELLOW_DUCK)], seed)
-        idx, d = presence_descriptors(xyz, rgb, f)
-        keep = lab[idx] >= 0
-        xs.append(d[keep])
-        ys.append(lab[idx][keep])
-    rec = PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), VOCAB, steps=150, hidden=16)
+    rec = PresenceRecogniser.fit(*_training_points((0.5, -0.1), (0.55, 0.1)), VOCAB, steps=150, hidden=16)
     assert rec.trunk is not None and rec.trunk[0].shape[0] == 16
     xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG), (FLAT, (0.5, 0.15), BLUE_BOX)], seed=7)
     _, d = presence_descriptors(xyz, rgb, f)
