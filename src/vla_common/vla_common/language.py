@@ -71,6 +71,7 @@ GRASP_VERBS = frozenset(
 PLACE_VERBS = frozenset(
     "put place set move drop lay leave position stack bring carry transfer relocate shift slide "
     "deposit rest park store stick pop plonk".split())
+_VERBS = GRASP_VERBS | PLACE_VERBS
 PRONOUNS = frozenset("it this that these those them one".split())
 GENERIC_NOUNS = frozenset("object thing item stuff".split())
 # words that carry no object information anywhere in a sentence
@@ -159,7 +160,7 @@ def _relation_at(words: list[str], i: int) -> tuple[int, str] | None:
 
 def _is_verb(w: str) -> bool:
     """A grasp or place verb, also inflected ("lifting", "grabbing", "places", "moved")."""
-    verbs = GRASP_VERBS | PLACE_VERBS
+    verbs = _VERBS
     if w in verbs:
         return True
     for suffix in ("ing", "ed", "s"):
@@ -232,19 +233,18 @@ def parse_instruction(text: str) -> ParsedInstruction:
     if not words:
         raise NotUnderstood("the instruction has no words; say what to pick up, e.g. 'pick up the red mug'")
     rel = None
-    k = 0
-    while k < len(words):
+    for k in range(1, len(words)):
         hit = _relation_at(words, k)
+        if hit is None:
+            continue
+        has_reference = bool(_content(words[k + hit[0]:]))
         # a relation counts only with a reference after it, and not inside "something to put things in"
-        if hit and k > 0 and _content(words[k + hit[0]:]) and not (
-                any(w in _SOMETHING for w in words[:k]) and words[k - 1] in ("things", "stuff")):
+        inside_function = any(w in _SOMETHING for w in words[:k]) and words[k - 1] in ("things", "stuff")
+        if has_reference and not inside_function:
             rel = (k, hit[0], hit[1])
             break
-        if hit and k > 0 and not _content(words[k + hit[0]:]) and not any(w in _SOMETHING for w in words) \
-                and set(words[:k]) & PLACE_VERBS:
-            raise NotUnderstood(f"no reference object after {hit[1]!r}; say where, e.g. "
-                                f"'put it {hit[1]} the green plate'")
-        k += 1
+        if not has_reference and not any(w in _SOMETHING for w in words) and set(words[:k]) & PLACE_VERBS:
+            raise _no_reference(hit[1])
     verbs_before = set(words[: rel[0]] if rel else words)
     has_place_verb = bool(verbs_before & PLACE_VERBS)
     has_grasp_verb = bool(verbs_before & GRASP_VERBS) or "pick" in verbs_before
@@ -254,8 +254,7 @@ def parse_instruction(text: str) -> ParsedInstruction:
         reference = " ".join(_strip_generic(_content(after)))
         obj = _strip_generic(_content(before))
         if not reference:
-            raise NotUnderstood(f"no reference object after {relation!r}; say where, e.g. "
-                                f"'put it {relation} the green plate'")
+            raise _no_reference(relation)
         if obj:
             return ParsedInstruction(text, "pickplace", " ".join(obj), relation, reference,
                                      _determiner(before, obj))
@@ -265,6 +264,11 @@ def parse_instruction(text: str) -> ParsedInstruction:
     if not obj:
         raise NotUnderstood(f"no object named in {text!r}; say which object, e.g. 'pick up the red mug'")
     return ParsedInstruction(text, "grasp", " ".join(obj), determiner=_determiner(scope, obj))
+
+
+def _no_reference(relation: str) -> NotUnderstood:
+    return NotUnderstood(f"no reference object after {relation!r}; say where, e.g. "
+                         f"'put it {relation} the green plate'")
 
 
 def _strip_generic(words: list[str]) -> list[str]:
@@ -282,10 +286,10 @@ def phrase_referents(phrase: str, vocabulary: list[dict[str, str]]) -> tuple[lis
 
     Rules, first that applies wins: "something/anything to {function}" (longest function first) or
     "something {colour|shape}"; "{colour} {shape} object"; an object name (longest); "{colour}
-    {shape}"; a
-    category (longest), narrowed by a colour word when one is given; a colour or shape alone with
-    nothing else ("the red one"). A phrase whose head word (its last) the vocabulary does not know is
-    never grounded on its other words: "purple elephant" is refused, not read as "something purple".
+    {shape}"; a category (longest), narrowed by a colour word when one is given; a colour or shape
+    alone with nothing else ("the red one"). A phrase whose head word (its last) the vocabulary does
+    not know is never grounded on its other words: "purple elephant" is refused, not read as
+    "something purple".
 
     Returns:
         (indices into ``vocabulary``, "" when grounded else the reason).
@@ -309,16 +313,14 @@ def phrase_referents(phrase: str, vocabulary: list[dict[str, str]]) -> tuple[lis
         unknown = [w for w in words if w not in known and w not in generic]
         return [], (f"I don't know what {phrase!r} is: {', '.join(repr(w) for w in unknown)} "
                     f"{'is' if len(unknown) == 1 else 'are'} not in my vocabulary")
-    if colour and shape and words[-1] in generic:  # "the orange round object": colour, not the fruit
+    names = [(len(v["name"]), i) for i, v in enumerate(vocabulary) if _contains(words, v["name"])]
+    # "the orange round object" is the colour, not the fruit: colour + shape before names there
+    if colour and shape and (words[-1] in generic or not names):
         refs = [i for i, v in enumerate(vocabulary) if (v["colour"], v["shape"]) == (colour, shape)]
         return refs, "" if refs else f"I know no {colour} {shape} object"
-    names = [(len(v["name"]), i) for i, v in enumerate(vocabulary) if _contains(words, v["name"])]
     if names:
         best = max(names)[0]
         return [i for n, i in names if n == best], ""
-    if colour and shape:
-        refs = [i for i, v in enumerate(vocabulary) if (v["colour"], v["shape"]) == (colour, shape)]
-        return refs, "" if refs else f"I know no {colour} {shape} object"
     for c in sorted({v["category"] for v in vocabulary}, key=len, reverse=True):
         if _contains(words, c):
             refs = [i for i, v in enumerate(vocabulary) if v["category"] == c]
