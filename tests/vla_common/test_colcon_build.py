@@ -13,16 +13,22 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 COLCON = Path(sys.executable).parent / "colcon"
 PACKAGES = ["vla_common", "vla_perception", "vla_policy", "vla_executor", "vla_sim"]
+VENV_PREFIX = Path(sys.executable).parent.parent  # where the ros-jazzy-* wheels put share/ and lib/
 
 
 @pytest.mark.skipif(not COLCON.exists(), reason="colcon is not installed in this environment")
 def test_colcon_build_workspace(tmp_path):
     build, install = tmp_path / "build", tmp_path / "install"
+    # vla_interfaces (CMake, rosidl) finds the generators through the ament index of the venv prefix
+    env = dict(os.environ)
+    env.setdefault("AMENT_PREFIX_PATH", str(VENV_PREFIX))
     r = subprocess.run([str(COLCON), "--log-base", str(tmp_path / "log"), "build", "--base-paths", "src",
                         "--build-base", str(build), "--install-base", str(install)],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
+                       cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert f"Summary: {len(PACKAGES)} packages finished" in r.stdout, r.stdout[-2000:]
+    assert f"Summary: {len(PACKAGES) + 1} packages finished" in r.stdout, r.stdout[-2000:]
+    iface = install / "vla_interfaces" / "share" / "vla_interfaces"
+    assert (iface / "action" / "Manipulate.action").is_file()
     share = install / "vla_common" / "share" / "vla_common"
     assert (share / "launch" / "sim.launch.py").is_file() and (share / "launch" / "robot.launch.py").is_file()
     for pkg in PACKAGES:  # ament index markers, so ros2 run / FindPackageShare find them
