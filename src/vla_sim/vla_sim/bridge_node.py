@@ -25,6 +25,9 @@ Subscribes:
   as a whole (status ``motion_refused``) and nothing moves. An empty trajectory stops the arm.
 - ``/gripper_controller/command`` (std_msgs/Float64): 1.0 open, 0.0 closed (closing uses the
   maximum force, 40 N); values in between open to that fraction of the 85 mm stroke.
+- ``/sim/report`` (std_msgs/String, JSON ``{}`` or ``{"place": {"object", "relation",
+  "references"}}``): answered with a privileged ``sim_report`` status event (object boxes at scene
+  load; with ``place``, ``vla_sim.checks.place_report``), for ``vla demo``'s verdict only.
 - ``/sim/load_scene`` (std_msgs/String, JSON ``{"task", "split", "seed"}`` or ``{"case_file",
   "index"}``): reset the world to another scene.
 
@@ -62,7 +65,7 @@ except ImportError as exc:  # pragma: no cover (vla_common ships them)
 
 from vla_common.node_runner import spin_node
 from vla_sim import objects as objlib
-from vla_sim.checks import LIFT_SUCCESS_M
+from vla_sim.checks import LIFT_SUCCESS_M, place_report
 from vla_sim.robot import PHYSICS_HZ, MotionRefused
 from vla_sim.scenes import CaseSet, make_case
 from vla_sim.world import DepthNoise, SimWorld, rig_to_dict
@@ -145,6 +148,7 @@ class SimBridgeNode(Node):
         )
         self.create_subscription(Float64, "/gripper_controller/command", self._on_gripper, RELIABLE_QOS)
         self.create_subscription(String, "/sim/load_scene", self._on_load_scene, RELIABLE_QOS)
+        self.create_subscription(String, "/sim/report", self._on_report, RELIABLE_QOS)
 
         self._lift_ref_z: dict[str, float] = {}
         self._lifted: set[str] = set()
@@ -176,6 +180,7 @@ class SimBridgeNode(Node):
         else:
             scene = make_case(self.world, task, split, seed)
         self._lift_ref_z = {n: float(self.world.object_pose(n)[2, 3]) for n in self.world.object_ids}
+        self._start_boxes = {n: self.world.object_aabb(n) for n in self.world.object_ids}
         self._lifted = set()
         self._next_cam_step = 0
         self._next_js_step = 0
@@ -204,6 +209,28 @@ class SimBridgeNode(Node):
             )
         except (ValueError, KeyError, RuntimeError) as exc:
             self._status("scene_refused", f"cannot load scene {msg.data!r}: {exc}", level="warn")
+
+    def _on_report(self, msg: String) -> None:
+        """Privileged ``sim_report`` for the person (``vla demo``), never for the graph.
+
+        Request JSON: ``{"place": {"object", "relation", "references"}}`` (optional). Answers each
+        object's box when the scene was loaded and, with ``place``, the simulator's own placement
+        check (``vla_sim.checks.place_report``: at rest inside the named region, as ``vla eval``).
+        """
+        try:
+            req = json.loads(msg.data or "{}")
+            place = req.get("place") if isinstance(req, dict) else None
+            report = None
+            if place:
+                report = place_report(self.world, str(place["object"]), str(place["relation"]),
+                                      [str(r) for r in place.get("references", [])], self._start_boxes)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._status("report_refused", f"cannot answer /sim/report {msg.data!r}: {exc}", level="warn")
+            return
+        boxes = {n: [[float(v) for v in lo], [float(v) for v in hi]]
+                 for n, (lo, hi) in self._start_boxes.items()}
+        self._status("sim_report", "privileged scene report (for the person, not the robot)",
+                     start_boxes=boxes, place=report)
 
     # ------------------------------------------------------------------ commands
     def _on_trajectory(self, msg: JointTrajectory) -> None:

@@ -150,3 +150,110 @@ def judge_grasp(instruction: str, scene_objects: list[str], lifted: list[str], r
         return Verdict("WRONGLY REFUSED", f"WRONGLY REFUSED: {wanted} is in the scene ({refused})", False,
                        targets)
     return Verdict("NOTHING LIFTED", f"NOTHING LIFTED: asked for {wanted}", False, targets)
+
+
+def place_report(world, name: str, relation: str, references: list[str],
+                 ref_boxes: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """The simulator's placement check of ``name`` (``check_place``), as a JSON-able report.
+
+    Regions are built from each reference's box in ``ref_boxes`` (its AABB when the scene was
+    loaded, as ``vla eval``'s instructions do), else from its AABB now. The object counts as placed
+    when it rests inside the region of any listed reference (every object fitting the reference
+    phrase is acceptable).
+
+    Returns:
+        ``{"object", "relation", "success", "at_rest", "held", "centre": (3,), "references":
+        {ref: {"success", "gap_m"}}, "detail"}``.
+    """
+    out: dict = {"object": name, "relation": relation, "success": False, "at_rest": False, "held": False,
+                 "centre": None, "references": {}, "detail": ""}
+    if name not in world.object_ids:
+        out["detail"] = f"{name} is not in the scene"
+        return out
+    for ref in references:
+        box = ref_boxes.get(ref)
+        if box is None and ref in world.object_ids:
+            box = world.object_aabb(ref)
+        if box is None:
+            continue
+        region = Region(relation, ref, tuple(float(v) for v in box[0]), tuple(float(v) for v in box[1]))
+        ok, rest = check_place(world, name, region)
+        out["references"][ref] = {"success": bool(ok), "gap_m": gap_to_region_m(world, name, region)}
+        out["success"] = bool(out["success"] or ok)
+        out["at_rest"] = bool(rest)
+    out["held"] = bool(world.robot is not None and world.robot.holds(world.object_ids[name]))
+    out["centre"] = [float(v) for v in world.object_pose(name)[:3, 3]]
+    return out
+
+
+def judge_place(instruction: str, scene_objects: list[str], moved: str | None, report: dict | None,
+                lifted: list[str] | None = None, refused: str = "") -> Verdict:
+    """Judge a place or pick-and-place episode with the simulator's placement check.
+
+    Args:
+        instruction: what the person said (read with ``vla_common.language``).
+        scene_objects: the scene's objects (held object included).
+        moved: the object that was to be put down: the held object of a place scene, the last
+            lifted object of a pick-and-place (None when nothing was lifted).
+        report: :func:`place_report` for ``moved`` (None when the simulator was not asked).
+        lifted: objects the simulator saw lifted (pick-and-place).
+        refused: the policy's reason when it refused, else "".
+
+    Labels: ``SUCCESS`` ("SUCCESS: placed the red mug on the plate"), ``WRONG PLACE``, ``WRONG
+    OBJECT``, ``NOTHING LIFTED``, ``CORRECTLY REFUSED``, ``WRONGLY REFUSED``, ``NOT JUDGED``.
+    """
+    from vla_common.language import NotUnderstood, parse_instruction, phrase_referents
+    from vla_sim import objects as objlib
+
+    vocab = [{"name": s.name, "colour": s.colour.name, "shape": s.shape, "category": s.category,
+              "function": s.function} for s in (objlib.get(n) for n in scene_objects)]
+    lifted = list(lifted or [])
+    try:
+        parsed = parse_instruction(instruction)
+    except NotUnderstood:
+        parsed = None
+    if parsed is None or parsed.kind == "grasp":
+        return judge_grasp(instruction, scene_objects, lifted, refused)
+    refs = [vocab[i]["name"] for i in phrase_referents(parsed.reference, vocab)[0]]
+    targets = ([vocab[i]["name"] for i in phrase_referents(parsed.object, vocab)[0]] if parsed.object
+               else [moved] if moved else [])
+    where = f"{parsed.relation} the {parsed.reference}"
+    if not refs or not targets:
+        missing = f"the {parsed.reference}" if not refs else f"the {parsed.object}"
+        if parsed.kind == "pickplace" and lifted:
+            return Verdict("WRONG OBJECT", f"WRONG OBJECT: lifted the {lifted[-1]}, but the scene has no "
+                           f"{missing[4:]}", False, targets)
+        return Verdict("CORRECTLY REFUSED", f"CORRECTLY REFUSED: the scene has no {missing[4:]}"
+                       f"{f' ({refused})' if refused else ''}", True, targets)
+    if parsed.kind == "pickplace":
+        if not lifted:
+            if refused:
+                return Verdict("WRONGLY REFUSED", f"WRONGLY REFUSED: the {parsed.object} and the "
+                               f"{parsed.reference} are in the scene ({refused})", False, targets)
+            return Verdict("NOTHING LIFTED", f"NOTHING LIFTED: asked to put the {parsed.object} {where}",
+                           False, targets)
+        if lifted[-1] not in targets:
+            return Verdict("WRONG OBJECT", f"WRONG OBJECT: lifted the {lifted[-1]}, asked for the "
+                           f"{parsed.object}", False, targets)
+    if report is None or moved is None:
+        if refused:
+            return Verdict("WRONGLY REFUSED", f"WRONGLY REFUSED: the {parsed.reference} is in the scene "
+                           f"({refused})", False, targets)
+        return Verdict("NOT JUDGED", f"NOT JUDGED: the simulator gave no placement check for {where}",
+                       False, targets)
+    if report.get("success"):
+        ref = next((r for r, v in report.get("references", {}).items() if v.get("success")), parsed.reference)
+        return Verdict("SUCCESS", f"SUCCESS: placed the {moved} {parsed.relation} the {ref}", True, targets)
+    if report.get("held"):
+        why = "is still in the gripper"
+    elif not report.get("at_rest"):
+        why = "did not come to rest"
+    else:
+        gaps = [v.get("gap_m", 0.0) for v in report.get("references", {}).values()]
+        gap = min(gaps) if gaps else 0.0
+        why = (f"rests {gap * 100:.0f} cm from the {parsed.reference}" if gap > 0
+               else f"rests over the {parsed.reference}")
+    if refused:
+        return Verdict("WRONGLY REFUSED", f"WRONGLY REFUSED: the {parsed.reference} is in the scene "
+                       f"({refused}); the {moved} {why}", False, targets)
+    return Verdict("WRONG PLACE", f"WRONG PLACE: the {moved} {why}, asked for {where}", False, targets)
