@@ -148,7 +148,7 @@ def test_every_imported_module_is_installed_by_the_image():
         if mod in from_apt or any(norm(d) in pip for d in dists.get(mod, [norm(mod)])):
             continue
         missing[mod] = sorted(files)[:3]
-    assert not missing, f"imported but installed by neither docker/apt-packages.txt nor requirements.txt: {missing}"
+    assert not missing, f"installed by neither docker/apt-packages.txt nor requirements.txt: {missing}"
     # and the apt list names no module the code does not import (a stale list)
     unused = from_apt - set(_imported_modules())
     assert not unused, f"docker/apt-packages.txt names modules nothing imports: {unused}"
@@ -164,8 +164,8 @@ def test_torch_build_argument_selects_cpu_or_cuda():
 def test_entrypoint_sources_ros_venv_then_workspace():
     path = DOCKER / "entrypoint.sh"
     entry = path.read_text()
-    order = [entry.index(s) for s in ("/opt/ros/jazzy/setup.bash", "/bin/activate", "/opt/vla/ws/install/setup.bash",
-                                      'exec "$@"')]
+    steps = ("/opt/ros/jazzy/setup.bash", "/bin/activate", "/opt/vla/ws/install/setup.bash", 'exec "$@"')
+    order = [entry.index(s) for s in steps]
     assert order == sorted(order)
     assert "set -e" in entry
     r = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
