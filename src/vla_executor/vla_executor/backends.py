@@ -144,23 +144,38 @@ class MoveItBackend(MotionBackend):
         pose_link: link whose pose is the goal (our ``tcp``; must exist in MoveIt's URDF).
         frame_id: frame of the goal poses.
         node_name: MoveItPy node name.
-        moveit: an existing MoveItPy-like object (tests inject FakeMoveItPy); None creates MoveItPy.
+        moveit: an existing MoveItPy-like object; None creates one with ``moveit_cls``.
         cfg: motion parameters (approach/lift distances).
+        moveit_cls: the class to create (``moveit.planning.MoveItPy`` when None; tests pass
+            FakeMoveItPy). It gets ``config_dict`` = the robot's generated MoveIt configuration
+            (:func:`vla_executor.robots.moveit_config.moveit_params`: URDF, SRDF, kinematics, joint
+            limits, OMPL pipeline, controllers) unless ``config_dict`` is given.
+        config_dict: MoveIt parameters overriding the generated ones (None = generated).
     """
 
     name = "moveit"
 
     def __init__(self, model: RobotModel, group: str = "arm", pose_link: str = "tcp",
                  frame_id: str = "base_link", node_name: str = "vla_moveit_py", moveit: Any = None,
-                 cfg: MotionConfig | None = None):
+                 cfg: MotionConfig | None = None, moveit_cls: Any = None,
+                 config_dict: dict[str, Any] | None = None):
         super().__init__(model, cfg)
         if moveit is None:
-            try:
-                from moveit.planning import MoveItPy  # lazy: only on machines with MoveIt 2
-            except ImportError as exc:
-                raise RuntimeError("backend 'moveit' needs moveit_py (apt install ros-jazzy-moveit-py); "
-                                   "use backend: builtin where MoveIt is not installed") from exc
-            moveit = MoveItPy(node_name=node_name)
+            if moveit_cls is None:
+                try:
+                    from moveit.planning import MoveItPy as moveit_cls  # lazy: only where MoveIt 2 is
+                except ImportError as exc:
+                    raise RuntimeError("backend 'moveit' needs moveit_py (apt install ros-jazzy-moveit-py); "
+                                       "use backend: builtin where MoveIt is not installed") from exc
+            if config_dict is None:
+                from vla_executor.robots.moveit_config import moveit_params
+
+                config_dict = moveit_params(model.name)
+                # plan at the executor's speed_scale (0.1 on the first day: README "First day on a robot")
+                scale = float(np.clip(self.cfg.speed_scale, 0.01, 1.0))
+                config_dict["plan_request_params"].update(max_velocity_scaling_factor=scale,
+                                                          max_acceleration_scaling_factor=scale)
+            moveit = moveit_cls(node_name=node_name, config_dict=config_dict)
         self.robot = moveit
         self.group = group
         self.pose_link = pose_link
