@@ -91,7 +91,7 @@ def _gripper_lines(T: np.ndarray, width_m: float = 0.085, finger_m: float = 0.04
             np.stack([o - z * finger_m, o - z * (finger_m + 0.06)])]
 
 
-def annotate(img: np.ndarray, cam: Camera, target_boxes: dict[str, tuple[Any, Any]] | None = None,
+def annotate(img: np.ndarray, cam: Camera, boxes: dict[str, tuple[Any, Any]] | None = None,
              candidates: np.ndarray | None = None, scores: np.ndarray | None = None,
              chosen: np.ndarray | None = None, caption: str = "") -> np.ndarray:
     """Draw into a copy of ``img`` (H, W, 3) uint8 as seen by ``cam``.
@@ -99,10 +99,10 @@ def annotate(img: np.ndarray, cam: Camera, target_boxes: dict[str, tuple[Any, An
     Args:
         img: the camera image (or a resized copy of it).
         cam: the camera that took it (its calibration projects the 3D things).
-        target_boxes: ``{name: (min (3,), max (3,))}`` world AABBs (green rectangles with the name;
-            from the simulator, for the person only: the robot never sees them).
+        boxes: ``{label: (min (3,), max (3,))}`` world AABBs, drawn as green rectangles with the label
+            (the target from the simulator, for the person only: the robot never sees it).
         candidates: (C, 4, 4) TCP poses, drawn as dots coloured by their scores.
-        scores: (C,) candidate scores (blue lowest, red highest).
+        scores: (C,) candidate scores (blue lowest, red highest; all cyan when None).
         chosen: (4, 4) chosen TCP pose, drawn as a gripper (white outline, yellow fingers).
         caption: a line of text at the top.
     """
@@ -112,7 +112,7 @@ def annotate(img: np.ndarray, cam: Camera, target_boxes: dict[str, tuple[Any, An
     d = ImageDraw.Draw(im)
     sx, sy = im.width / cam.width, im.height / cam.height  # images may be resized copies of the camera's
     S = np.array([sx, sy])
-    for name, (lo, hi) in (target_boxes or {}).items():
+    for name, (lo, hi) in (boxes or {}).items():
         lo, hi = np.asarray(lo, float), np.asarray(hi, float)
         corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
                             for z in (lo[2], hi[2])])  # (8, 3)
@@ -122,11 +122,14 @@ def annotate(img: np.ndarray, cam: Camera, target_boxes: dict[str, tuple[Any, An
         uv = uv * S
         box = [float(uv[:, 0].min()), float(uv[:, 1].min()), float(uv[:, 0].max()), float(uv[:, 1].max())]
         d.rectangle(box, outline=(40, 230, 40), width=3)
-        d.text((box[0] + 2, max(0.0, box[1] - 12)), f"target: {name}", fill=(40, 230, 40))
+        ty = box[1] - 14 if box[1] >= 14 else box[3] + 2
+        d.rectangle([box[0], ty, box[0] + 6 * len(name) + 4, ty + 12], fill=(0, 0, 0))
+        d.text((box[0] + 2, ty), name, fill=(40, 230, 40))
     if candidates is not None and len(candidates):
         C = np.asarray(candidates, dtype=np.float64)
-        sc = np.zeros(len(C)) if scores is None or len(scores) != len(C) else np.asarray(scores)
-        cols = score_colours(sc)
+        known = scores is not None and len(scores) == len(C)
+        sc = np.asarray(scores, dtype=np.float64) if known else np.zeros(len(C))
+        cols = score_colours(sc) if known else np.tile(np.array([[0, 200, 255]], np.uint8), (len(C), 1))
         uv, z = project(cam, C[:, :3, 3])
         for i in np.argsort(sc):  # best drawn last (on top)
             if z[i] <= 0:
@@ -286,9 +289,9 @@ class EpisodeRecording:
             self.rec.log(f"world/cameras/{name}", self.rr.Transform3D(translation=T[:3, 3], mat3x3=T[:3, :3]))
             self.rec.log(f"world/cameras/{name}", self.rr.Pinhole(
                 image_from_camera=cam.K, width=cam.width, height=cam.height))
-            self.rec.log(f"world/cameras/{name}", self.rr.Image(rgb))
+            self.rec.log(f"world/cameras/{name}", self.rr.Image(rgb).compress(jpeg_quality=85))
         else:
-            self.rec.log(f"cameras/{name}", self.rr.Image(rgb))
+            self.rec.log(f"cameras/{name}", self.rr.Image(rgb).compress(jpeg_quality=85))
 
     def event(self, text: str, level: str = "info") -> None:
         """A status event as a text log line."""

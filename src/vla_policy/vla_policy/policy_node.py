@@ -247,7 +247,8 @@ class PolicyNode(Node):
         self._status(f"{kind}_selected", "info", what,
                      instruction=text, attempt=task.attempt + 1, score=float(decision.scores[decision.index]),
                      position=decision.pose[:3, 3], presence=rel.get("presence"),
-                     timings_ms=decision.timings_ms)
+                     timings_ms=decision.timings_ms,
+                     scores=[round(float(p), 5) for p in decision.scores])  # per candidate, as published
 
     def _motion_finished(self, task: _Task, ev: dict[str, Any]) -> None:
         kind = task.stages[task.stage][0]

@@ -251,9 +251,34 @@ def judge_place(instruction: str, scene_objects: list[str], moved: str | None, r
     else:
         gaps = [v.get("gap_m", 0.0) for v in report.get("references", {}).values()]
         gap = min(gaps) if gaps else 0.0
-        why = (f"rests {gap * 100:.0f} cm from the {parsed.reference}" if gap > 0
-               else f"rests over the {parsed.reference}")
+        if gap > 0:
+            why = f"rests {gap * 100:.0f} cm from the {parsed.reference}"
+        elif parsed.relation in ("in", "on"):
+            why = f"rests over the {parsed.reference} but not {parsed.relation} it"
+        else:
+            why = f"rests on the {parsed.reference}"
     if refused:
         return Verdict("WRONGLY REFUSED", f"WRONGLY REFUSED: the {parsed.reference} is in the scene "
                        f"({refused}); the {moved} {why}", False, targets)
     return Verdict("WRONG PLACE", f"WRONG PLACE: the {moved} {why}, asked for {where}", False, targets)
+
+
+def place_question(instruction: str, scene_objects: list[str], moved: str | None) -> dict | None:
+    """What to ask the simulator about a place instruction: ``{"object", "relation", "references"}``.
+
+    ``references`` are every scene object the reference phrase describes; None when the sentence
+    asks for no placement, names no reference in the scene, or nothing is to be put down.
+    """
+    from vla_common.language import NotUnderstood, parse_instruction, phrase_referents
+    from vla_sim import objects as objlib
+
+    try:
+        parsed = parse_instruction(instruction)
+    except NotUnderstood:
+        return None
+    if parsed.kind == "grasp" or not moved:
+        return None
+    vocab = [{"name": s.name, "colour": s.colour.name, "shape": s.shape, "category": s.category,
+              "function": s.function} for s in (objlib.get(n) for n in scene_objects)]
+    refs = [vocab[i]["name"] for i in phrase_referents(parsed.reference, vocab)[0]]
+    return {"object": moved, "relation": parsed.relation, "references": refs} if refs else None
