@@ -11,6 +11,7 @@ from vla_common.language import RELATIONS
 from vla_policy.priors import (
     GripperSpec,
     PriorConfig,
+    below_carry_height,
     collision_free,
     grasp_set,
     place_candidates,
@@ -82,6 +83,21 @@ def test_place_candidates_avoid_objects():
     table_sites = ~on_top
     np.testing.assert_allclose(T[table_sites, 2, 3], PriorConfig().place_height_m, atol=0.005)
     np.testing.assert_allclose(T[:, 2, 2], -1.0)
+
+
+def test_carried_object_is_no_support_surface():
+    """The object in the gripper (its flat bottom 0.33 m above the table) gives no place site."""
+    from clouds import box
+
+    pts = box_scene(size=(0.05, 0.12, 0.08))
+    held = box((0.06, 0.06, 0.04), (0.4, 0.2))
+    held[:, 2] += 0.33  # hanging in the gripper above the table
+    both = np.concatenate([pts, held])
+    low = below_carry_height(both)
+    assert low[: len(pts)].all() and not low[len(pts):].any()
+    T = place_candidates(both)
+    assert len(T) > 10
+    assert T[:, 2, 3].max() < 0.2  # every site is on the table or the box, none on the carried object
 
 
 @pytest.mark.parametrize("relation", RELATIONS)

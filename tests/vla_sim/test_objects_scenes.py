@@ -158,3 +158,17 @@ def test_region_geometry():
     assert ins.valid_relations("blue box")[0] == "in"
     with pytest.raises(ValueError, match="does not fit"):
         ins.place_instruction(np.random.default_rng(0), "red cube", "red cube", (ref_min, ref_max), "in")
+
+
+@pytest.mark.parametrize("split,seed", [("seen", 1001), ("seen", 1016), ("unseen", 1014)])
+def test_place_case_never_refers_to_the_held_object(split, seed):
+    """The object in the gripper is no place reference ("put it near the X" while holding the X).
+
+    These seeds drew the held object as the reference before the generator excluded it.
+    """
+    with SimWorld(robot="ur5", renderer="tiny", render_size=(64, 48)) as w:
+        case = make_case(w, "place", split, seed)
+    region = case.instruction["region"]
+    assert case.held == case.instruction["target"]
+    assert region["reference"] != case.held
+    assert region["reference"] in case.names

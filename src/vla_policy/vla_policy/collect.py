@@ -157,6 +157,7 @@ def refeature(src: Path, dst: Path, clip: str = "compact") -> dict[str, Any]:
 def run_episode(world, clip, task: str, seed: int, steps: int, key_steps: bool, split: str = "seen",
                 store_views: bool = False) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
     """All kept samples of one episode (see the module docstring)."""
+    from vla_common.language import parse_instruction
     from vla_perception.fusion import FusionConfig
     from vla_policy.policy import encode_instruction
     from vla_sim import objects as objlib
@@ -200,7 +201,9 @@ def run_episode(world, clip, task: str, seed: int, steps: int, key_steps: bool, 
             lab = _label_place(cands, T_exp, instr.region, half)
         decisive = step == 0 and lab is not None and lab[1] <= KEY_DIST_M and lab[2] <= KEY_ANGLE_DEG
         if lab is not None and (decisive or not key_steps):
-            text = encode_instruction(clip, instr.text)
+            # the text tower reads the canonical stage wording, exactly as Policy.decide does
+            stage = dict(parse_instruction(instr.text).stages())[task]
+            text = encode_instruction(clip, stage)
             arrays = _sample_arrays(cloud, text, cands, lab[0], rng, frames if store_views else None)
             arrays["target_pose"] = np.asarray(T_exp, dtype=np.float32)
             meta = {"instruction": instr.text, "task": task, "episode": seed, "step": step,

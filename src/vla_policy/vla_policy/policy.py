@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from vla_common.language import NotUnderstood, ParsedInstruction, parse_instruct
 from vla_policy.configuration import PolicyConfig
 from vla_policy.data import collate, select_points
 from vla_policy.model import PolicyModel
-from vla_policy.priors import PriorConfig, grasp_set, place_candidates, relation_mask
+from vla_policy.priors import PriorConfig, below_carry_height, grasp_set, place_candidates, relation_mask
 
 PRESENCE_TOPK = 8
 PRESENCE_POINTS = 1536  # clouds are sub-sampled like the training shards (collect.STORE_POINTS)
@@ -73,6 +74,10 @@ def check_instruction(text: Any, max_chars: int = MAX_INSTRUCTION_CHARS) -> str:
     s = " ".join(text.split())
     if not s:
         raise InstructionError("instruction is empty; send a sentence such as 'grasp the red cube'")
+    controls = sorted({f"U+{ord(c):04X}" for c in s if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co")})
+    if controls:  # terminal escapes, NULs, bidi overrides: never part of a sentence, refuse them
+        raise InstructionError(f"instruction contains control or format characters "
+                               f"({', '.join(controls[:5])}); send plain text")
     if len(s) > max_chars:
         raise InstructionError(
             f"instruction has {len(s)} characters, more than the limit of {max_chars}; shorten it"
@@ -639,7 +644,9 @@ class Policy:
         else:
             keep = None
             if weight > 0 or self.meta.get("presence_statistic") == "recogniser":
-                referents = self.referent_map(xyz, rgb, feats, instruction, kind, judged_only=False)
+                low = below_carry_height(xyz)  # the carried object is no reference
+                referents = self.referent_map(xyz[low], None if rgb is None else np.asarray(rgb)[low],
+                                              feats[low], instruction, kind, judged_only=False)
                 box = None if referents is None else reference_box(*referents)
                 if box is not None:  # candidates in the named relation to where the reference is
                     def keep(xy, z, rel=parsed.relation, box=box):

@@ -714,6 +714,23 @@ def relation_mask(xy: np.ndarray, z: np.ndarray, relation: str, ref_min: np.ndar
     return beyond & along & (gap <= RELATION_GAP_M[relation] - margin_m)
 
 
+CARRY_MIN_HEIGHT_M = 0.24  # points this high above the table are the arm or what it carries
+
+
+def below_carry_height(xyz: np.ndarray, max_height_m: float = CARRY_MIN_HEIGHT_M) -> np.ndarray:
+    """(N,) bool: the points of ``xyz`` (N, 3) lower than ``max_height_m`` above the support plane.
+
+    At a place decision the gripper holds the object above the table (the arm's carry pose, about
+    0.35 m up); its points are no support to put it on and no reference to put it near. The tallest
+    object a scene stands on the table is 0.16 m, so 0.24 m separates the two.
+    """
+    xyz = np.asarray(xyz, dtype=np.float64)
+    if len(xyz) < 50:
+        return np.ones(len(xyz), dtype=bool)
+    n, d = support_plane(xyz)
+    return (xyz @ n + d) < max_height_m
+
+
 def place_candidates(cloud, cfg: PriorConfig | None = None, keep=None) -> np.ndarray:
     """Top-down place poses (C, 4, 4) over free, flat, observed support surfaces (table or object tops).
 
@@ -723,6 +740,7 @@ def place_candidates(cloud, cfg: PriorConfig | None = None, keep=None) -> np.nda
     """
     cfg = cfg or PriorConfig()
     xyz = _xyz(cloud)
+    xyz = xyz[below_carry_height(xyz)]  # the carried object is no support surface
     if len(xyz) < 10:
         return np.zeros((0, 4, 4))
     cell = cfg.place_cell_m

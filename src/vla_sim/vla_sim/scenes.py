@@ -415,8 +415,8 @@ def make_case(world: Any, task: str, split: str, seed: int) -> Scene:
         kind = "name" if split == "novel_word" else None
         instr = ins.grasp_instruction(rng, names, split=want, kind=kind)
     else:
-        if task == "place":
-            held, refs = scene.held, names
+        if task == "place":  # the held object is no place reference (it is in the gripper)
+            held, refs = scene.held, [n for n in names if n != scene.held]
         else:
             left = [n for n in names if settled[n][1, 3] > 0.0 and objlib.get(n).grasp_target]
             want = [n for n in left if objlib.get(n).split == split] or left
