@@ -58,15 +58,14 @@ def _policy_node_and_client(*params: str):
 
 @pytest.mark.ros
 def test_policy_node_refuses_bad_instructions():
-    with _policy_node_and_client("max_instruction_chars:=50", "checkpoint:=/nonexistent") as (
-            proc, node, ex, events, pub):
+    with _policy_node_and_client("max_instruction_chars:=50") as (proc, node, ex, events, pub):
 
         def refused(pred):
             return [e for e in events if e["event"] == "instruction_refused" and pred(e)]
 
-        # discovery takes a moment: resend until the node answers
+        # discovery and the checkpoint load take a moment: resend until the node answers
         ok = False
-        for _ in range(40):
+        for _ in range(120):
             pub.publish(String(data="   "))
             if _spin_until(node, ex, lambda: refused(lambda e: "empty" in e["detail"]), 0.5):
                 ok = True
@@ -115,3 +114,19 @@ def test_policy_node_refuses_what_it_cannot_ground():
         answers = {e.get("instruction"): e["event"] for e in events if e.get("instruction") in want}
         assert len(answers) == 200, f"{200 - len(answers)} of 200 instructions were never answered"
         assert sorted(answers.values()).count("instruction_received") == 1
+
+
+@pytest.mark.ros
+def test_policy_node_refuses_to_start_on_a_bad_checkpoint(tmp_path):
+    """A missing or corrupt checkpoint is an error at start-up (one clear line, exit 2), not at the
+    first instruction."""
+    bad = tmp_path / "ckpt"
+    bad.mkdir()
+    (bad / "config.json").write_text("{}")
+    (bad / "model.safetensors").write_bytes(b"\x00garbage" * 100)
+    for ckpt in ("/nonexistent", str(bad)):
+        r = subprocess.run([sys.executable, "-m", "vla_policy.policy_node", "--ros-args", "-p",
+                            f"checkpoint:={ckpt}"], env=dict(os.environ), capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "cannot start" in r.stderr and ckpt in r.stderr, r.stderr

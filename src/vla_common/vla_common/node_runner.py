@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import rclpy
@@ -15,17 +16,40 @@ except ImportError:  # pragma: no cover (older/newer rclpy layouts)
     RCLError = RuntimeError
 
 
-def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
+def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, threads: int = 1) -> None:
     """Create the node with ``make_node`` and spin it until Ctrl-C, SIGTERM or an external shutdown.
 
-    A construction error propagates (with the node's message); an RCLError raised after the
-    context was shut down (a timer publishing during shutdown) is not an error.
+    ``threads`` > 1 spins a ``MultiThreadedExecutor`` with that many threads: callbacks in different
+    callback groups then run at the same time (the executor's e-stop while it plans).
+
+    A construction error is printed as one line (``[name] cannot start: ...``) and exits with
+    status 2 (``SystemExit``); an RCLError raised after the
+    context was shut down (a timer publishing during shutdown) is not an error. Parameters the
+    node did not declare are refused at start (:func:`vla_common.guard.check_parameter_overrides`),
+    and every subscription and timer callback is guarded (:func:`vla_common.guard.guard_callbacks`):
+    a bad message is logged, counted and reported as a ``bad_message`` status, never fatal.
     """
+    from vla_common.guard import check_parameter_overrides, guard_callbacks
+
     rclpy.init(args=args)
     node = None
     try:
-        node = make_node()
-        rclpy.spin(node)
+        try:
+            node = make_node()
+            check_parameter_overrides(node)
+        except Exception as exc:  # noqa: BLE001 - one clear line, then a non-zero exit
+            if isinstance(exc, RCLError) and not rclpy.ok():
+                raise
+            who = node.get_name() if node is not None else "node"
+            print(f"[{who}] cannot start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from exc
+        guard_callbacks(node)
+        if threads > 1:  # callback groups run in parallel (e-stop and cancel while a callback plans)
+            from rclpy.executors import MultiThreadedExecutor
+
+            rclpy.spin(node, executor=MultiThreadedExecutor(num_threads=threads))
+        else:
+            rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RCLError:

@@ -26,20 +26,47 @@ Task life cycle (a timer drives it; callbacks only record what arrived):
 3. The executor's ``motion_done`` (field ``success``) ends the attempt. A failed attempt excludes a
    ``exclude_radius_m`` region around the failed pose and retries, up to ``max_attempts``.
 4. Every task ends with exactly one ``task_succeeded`` or ``task_failed`` (also on timeouts).
+
+The action ``/vla/manipulate`` (vla_interfaces/action/Manipulate) is the other way in, and the
+task machine above is the same for both: a goal (instruction + options ``max_attempts``,
+``timeout_s``) starts a task exactly as a ``/vla/instruction`` line does (a line is a goal
+without options and without a client to answer). Feedback is sent at each stage and attempt
+(``perceiving``, ``moving`` with the chosen pose, ``retrying``); the result carries the outcome
+(succeeded | failed | target_not_found | not_understood | refused | cancelled), the reason, the
+stages and the chosen poses. Busy rule: one task at a time; a goal that arrives while a task runs
+(from either way in) is rejected at once, and a line is refused with ``instruction_refused``.
+Cancel (or the goal's ``timeout_s``) stops the arm at once (std_msgs/Empty on
+``/vla/motion/cancel``: the executor holds position) and ends the task with outcome ``cancelled``
+(``failed`` on a timeout). Every task's final status also goes out latched as
+vla_interfaces/TaskStatus on ``/vla/task_status``, and this node's ``/vla/status`` writer is
+transient local (EVENT_LATCHED_QOS), so a late subscriber still learns how the last tasks ended.
+The node spins a MultiThreadedExecutor: the action callbacks run in their own callback group, so
+goals, cancels and feedback are handled while the policy decides.
+
+Faults: the checkpoint and CLIP load when the node starts (a corrupt or missing file is an error
+at start-up, not at the first instruction). A steady-clock watchdog ends a task when the ROS clock
+(simulated time: ``/clock``) stops for ``clock_stall_s`` of wall time, since the sim-time timers
+above stop with it; a ``node_exited`` event from the launcher naming a peer (perception, executor,
+sim_bridge) ends the task in flight with ``task_failed``.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from geometry_msgs.msg import PoseArray, PoseStamped
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Empty, String
 
+from vla_common import topics
 from vla_common.conversions import (
     matrices_to_pose_array,
     matrix_to_pose_stamped,
@@ -48,8 +75,10 @@ from vla_common.conversions import (
 )
 from vla_common.language import NotUnderstood
 from vla_common.node_runner import spin_node
-from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
-from vla_common.status import make_status
+from vla_common.qos import EVENT_LATCHED_QOS, EVENT_QOS, RELIABLE_QOS, SENSOR_QOS, TASK_STATUS_QOS
+from vla_common.ros_status import StatusPublisher
+from vla_interfaces.action import Manipulate
+from vla_interfaces.msg import TaskStatus
 from vla_policy.policy import InstructionError, check_instruction, clip_weights_sha256
 
 NODE = "policy"
@@ -64,6 +93,14 @@ class _Task:
     waiting_since_s: float = 0.0
     last_pose: np.ndarray | None = None
     exclude: list[tuple[np.ndarray, float]] = field(default_factory=list)
+    task_id: str = ""
+    goal_handle: Any = None              # rclpy ServerGoalHandle for /vla/manipulate goals
+    max_attempts: int = 0                # 0 = the node's parameter
+    deadline_s: float = 0.0              # node-clock time limit (0 = none)
+    poses: list[Any] = field(default_factory=list)  # PoseStamped chosen per stage (last attempt)
+    cancel_requested: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+    result: dict[str, Any] = field(default_factory=dict)
 
 
 class _Cloud:
@@ -85,15 +122,26 @@ class PolicyNode(Node):
         self.motion_timeout_s = float(self.declare_parameter("motion_timeout_s", 120.0).value)
         self.frame_id = str(self.declare_parameter("frame_id", "world").value)
         self.tick_s = float(self.declare_parameter("tick_s", 0.05).value)
+        self.clock_stall_s = float(self.declare_parameter("clock_stall_s", 5.0).value)
         for name, val in (("max_instruction_chars", self.max_chars), ("max_attempts", self.max_attempts)):
             if val < 1:
                 raise ValueError(f"parameter {name} must be >= 1, got {val}")
         timeouts = (("cloud_timeout_s", self.cloud_timeout_s), ("motion_timeout_s", self.motion_timeout_s),
-                    ("tick_s", self.tick_s))
+                    ("tick_s", self.tick_s), ("clock_stall_s", self.clock_stall_s))
         for name, val in timeouts:
             if val <= 0:
                 raise ValueError(f"parameter {name} must be > 0, got {val}")
-        self.status_pub = self.create_publisher(String, "/vla/status", EVENT_QOS)
+        self._status_out = StatusPublisher(self, NODE, EVENT_LATCHED_QOS)
+        self.status_pub = self._status_out.pub
+        self.task_status_pub = self.create_publisher(TaskStatus, topics.TASK_STATUS, TASK_STATUS_QOS)
+        self.motion_cancel_pub = self.create_publisher(Empty, topics.MOTION_CANCEL, RELIABLE_QOS)
+        self._start_lock = threading.Lock()  # one task at a time across the topic and the action
+        self._claimed = False                # a goal was accepted and is about to start
+        self._n_topic_tasks = 0
+        self.action_server = ActionServer(
+            self, Manipulate, topics.MANIPULATE, execute_callback=self._execute_goal,
+            goal_callback=self._on_goal, cancel_callback=self._on_cancel,
+            callback_group=ReentrantCallbackGroup())
         self.grasp_pub = self.create_publisher(PoseStamped, "/vla/grasp_pose", RELIABLE_QOS)
         self.place_pub = self.create_publisher(PoseStamped, "/vla/place_pose", RELIABLE_QOS)
         self.cands_pub = self.create_publisher(PoseArray, "/vla/grasp_candidates", RELIABLE_QOS)
@@ -107,6 +155,14 @@ class PolicyNode(Node):
         self._policy = None
         self._encoder = None
         self.timer = self.create_timer(self.tick_s, self._tick)
+        try:  # a bad checkpoint or CLIP fails here, at start-up, not at the first instruction
+            self._load()
+        except Exception as exc:  # noqa: BLE001 - every loader raises its own type; name the files
+            raise RuntimeError(f"checkpoint {self.checkpoint!r} with CLIP {self.clip_model!r} does not load: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._clock_seen = (self._now(), self._steady.now().nanoseconds * 1e-9)
+        self.create_timer(0.5, self._watchdog, clock=self._steady)
         self.get_logger().info(f"policy node up (checkpoint {self.checkpoint!r}, clip {self.clip_model!r})")
 
     # ------------------------------------------------------------------ helpers
@@ -114,20 +170,40 @@ class PolicyNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _status(self, event: str, level: str = "info", detail: str = "", **fields: Any) -> None:
-        self.status_pub.publish(String(data=make_status(NODE, event, level, detail, **fields)))
-        # rclpy ties a severity to each call site, so one call per level
-        if level == "info":
-            self.get_logger().info(f"{event}: {detail}")
-        elif level == "warn":
-            self.get_logger().warning(f"{event}: {detail}")
-        else:
-            self.get_logger().error(f"{event}: {detail}")
+        self._status_out(event, level, detail, **fields)
 
-    def _end(self, ok: bool, detail: str, **fields: Any) -> None:
+    def _end(self, ok: bool, detail: str, outcome: str = "", **fields: Any) -> None:
         task = self.task
         self.task = None
+        outcome = "succeeded" if ok else (outcome or "failed")
         self._status("task_succeeded" if ok else "task_failed", "info" if ok else "error", detail,
-                     instruction=task.instruction if task else "", **fields)
+                     instruction=task.instruction if task else "", outcome=outcome,
+                     task_id=task.task_id if task else "", **fields)
+        if task is not None:
+            self._finish(task, ok, outcome, "" if ok else detail)
+
+    def _finish(self, task: _Task, ok: bool, outcome: str, reason: str) -> None:
+        """Record the task's result, publish the latched TaskStatus and wake the goal's thread."""
+        task.result = {"success": ok, "outcome": outcome, "reason": reason,
+                       "stages": [k for k, _ in task.stages], "poses": list(task.poses),
+                       "attempts": task.attempt}
+        msg = TaskStatus(task_id=task.task_id, instruction=task.instruction, success=ok, outcome=outcome,
+                         reason=reason, stages=[k for k, _ in task.stages],
+                         stages_done=min(task.stage, len(task.stages)))
+        msg.stamp = self.get_clock().now().to_msg()
+        self.task_status_pub.publish(msg)
+        task.done.set()
+
+    def _feedback(self, task: _Task, state: str, pose: PoseStamped | None = None) -> None:
+        """Action feedback for goals (stage, attempt, state, chosen pose); nothing for topic tasks."""
+        if task.goal_handle is None or task.stage >= len(task.stages):
+            return
+        kind, text = task.stages[task.stage]
+        fb = Manipulate.Feedback(stage=kind, stage_index=task.stage, stage_count=len(task.stages),
+                                 attempt=task.attempt + 1, state=state, text=text)
+        if pose is not None:
+            fb.pose = pose
+        task.goal_handle.publish_feedback(fb)
 
     def _load(self) -> None:
         if self._policy is None:
@@ -146,29 +222,105 @@ class PolicyNode(Node):
 
     # ------------------------------------------------------------------ callbacks
     def _on_instruction(self, msg: String) -> None:
+        """A ``/vla/instruction`` line: a goal without options and without a client to answer."""
+        with self._start_lock:
+            self._n_topic_tasks += 1
+            self._start_task(msg.data, f"topic-{self._n_topic_tasks}", None, 0, 0.0)
+
+    def _start_task(self, raw: str, task_id: str, goal_handle: Any, max_attempts: int,
+                    timeout_s: float) -> tuple[str, str]:
+        """Start a task (caller holds ``_start_lock``); returns ("", "") or (outcome, reason) when refused."""
         try:
-            text = check_instruction(msg.data, self.max_chars)
+            text = check_instruction(raw, self.max_chars)
         except InstructionError as exc:
-            self._status("instruction_refused", "warn", str(exc), length=len(msg.data))
-            return
-        if self.task is not None:
-            self._status("instruction_refused", "warn",
-                         f"busy with {self.task.instruction!r}; send the next instruction when it has ended",
-                         instruction=text)
-            return
+            self._status("instruction_refused", "warn", str(exc), length=len(raw), task_id=task_id)
+            return "refused", str(exc)
+        if self.task is not None or (goal_handle is None and self._claimed):
+            busy = self.task.instruction if self.task is not None else "a goal that is starting"
+            why = f"busy with {busy!r}; send the next instruction when it has ended"
+            self._status("instruction_refused", "warn", why, instruction=text, task_id=task_id)
+            return "refused", why
+        if not 0 <= max_attempts <= 8:
+            why = f"max_attempts must be 0 (node default) .. 8, got {max_attempts}"
+            self._status("instruction_refused", "warn", why, instruction=text, task_id=task_id)
+            return "refused", why
+        if not np.isfinite(timeout_s) or timeout_s < 0:
+            why = f"timeout_s must be >= 0 (0 = none), got {timeout_s}"
+            self._status("instruction_refused", "warn", why, instruction=text, task_id=task_id)
+            return "refused", why
         try:
             self._load()
             parsed = self._policy.understand(text)
         except NotUnderstood as exc:
-            self._status("instruction_not_understood", "warn", exc.reason, instruction=text)
-            return
+            self._status("instruction_not_understood", "warn", exc.reason, instruction=text, task_id=task_id)
+            return "not_understood", exc.reason
         except Exception as exc:  # noqa: BLE001 - a policy that cannot load refuses with the reason
-            self._status("instruction_refused", "error", f"policy unavailable: {exc}", instruction=text)
-            return
-        self.task = _Task(text, parsed.stages())
+            self._status("instruction_refused", "error", f"policy unavailable: {exc}", instruction=text,
+                         task_id=task_id)
+            return "refused", f"policy unavailable: {exc}"
+        task = _Task(text, parsed.stages(), task_id=task_id, goal_handle=goal_handle,
+                     max_attempts=max_attempts,
+                     deadline_s=self._now() + timeout_s if timeout_s > 0 else 0.0)
+        self.task = task
         self._status("instruction_received", "info", f"task started: {text!r}", instruction=text,
-                     stages=[k for k, _ in self.task.stages], stage_texts=[t for _, t in self.task.stages],
-                     object=parsed.object, relation=parsed.relation, reference=parsed.reference)
+                     stages=[k for k, _ in task.stages], stage_texts=[t for _, t in task.stages],
+                     object=parsed.object, relation=parsed.relation, reference=parsed.reference,
+                     task_id=task_id, via="action" if goal_handle is not None else "topic")
+        return "", ""
+
+    # ------------------------------------------------------------------ the action /vla/manipulate
+    def _on_goal(self, goal: Any) -> GoalResponse:
+        """Accept a goal only when no task runs or is starting (the busy rule, module docstring)."""
+        with self._start_lock:
+            if self.task is not None or self._claimed:
+                busy = self.task.instruction if self.task is not None else "a goal that is starting"
+                self._status("goal_rejected", "warn", f"busy with {busy!r}: one task at a time",
+                             instruction=goal.instruction)
+                return GoalResponse.REJECT
+            self._claimed = True
+            return GoalResponse.ACCEPT
+
+    def _on_cancel(self, goal_handle: Any) -> CancelResponse:
+        """Accept a cancel; when the goal's task runs, stop the arm now (the tick ends the task)."""
+        task = self.task
+        if task is not None and task.goal_handle is goal_handle:
+            task.cancel_requested = True
+            if task.state == "wait_motion":
+                self.motion_cancel_pub.publish(Empty())
+        return CancelResponse.ACCEPT
+
+    def _execute_goal(self, goal_handle: Any) -> Any:
+        """Run one goal: start its task, wait for it to end (feedback is sent by the task machine)."""
+        req = goal_handle.request
+        task_id = bytes(goal_handle.goal_id.uuid).hex()
+        with self._start_lock:
+            self._claimed = False
+            if goal_handle.is_cancel_requested:
+                outcome, reason = "cancelled", "cancelled before it started"
+            else:
+                outcome, reason = self._start_task(req.instruction, task_id, goal_handle,
+                                                   int(req.max_attempts), float(req.timeout_s))
+            task = self.task if not outcome else None
+        if task is None:
+            if outcome == "cancelled":
+                goal_handle.canceled()
+            else:
+                goal_handle.abort()
+            return Manipulate.Result(success=False, outcome=outcome, reason=reason)
+        while not task.done.wait(0.05):
+            if goal_handle.is_cancel_requested and not task.cancel_requested:
+                task.cancel_requested = True
+        r = task.result
+        result = Manipulate.Result(success=bool(r["success"]), outcome=r["outcome"], reason=r["reason"],
+                                   stages=r["stages"], poses=r["poses"],
+                                   attempts=min(255, int(r["attempts"])))
+        if r["success"]:
+            goal_handle.succeed()
+        elif r["outcome"] == "cancelled" and goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        else:
+            goal_handle.abort()
+        return result
 
     def _on_cloud(self, msg: PointCloud2) -> None:
         self.cloud = (time_to_s(msg.header.stamp), msg)
@@ -182,6 +334,19 @@ class PolicyNode(Node):
             return
         if ev.get("event") in ("motion_done", "motion_refused"):
             self.motion_result = ev
+        elif (ev.get("event") == "node_exited" and self.task is not None
+              and ev.get("name") in ("perception", "executor", "sim_bridge")):
+            self._end(False, f"node '{ev.get('name')}' died mid-task ({ev.get('exit', '?')}); the launcher "
+                             "restarts it, send the instruction again", reason="node_died")
+
+    def _watchdog(self) -> None:
+        """Steady-clock check: end the task when the ROS (simulated) clock has stopped."""
+        now, wall = self._now(), self._steady.now().nanoseconds * 1e-9
+        if now != self._clock_seen[0]:
+            self._clock_seen = (now, wall)
+        elif self.task is not None and wall - self._clock_seen[1] > self.clock_stall_s:
+            self._end(False, f"the clock stopped: no time update for {wall - self._clock_seen[1]:.0f} s "
+                             "(is the sim bridge / robot driver publishing /clock?)", reason="clock_stopped")
 
     # ------------------------------------------------------------------ task machine
     def _tick(self) -> None:
@@ -189,7 +354,16 @@ class PolicyNode(Node):
         if task is None:
             return
         now = self._now()
+        if task.cancel_requested or (task.deadline_s and now > task.deadline_s):
+            cancelled = task.cancel_requested
+            if task.state == "wait_motion":  # stop the arm where it is; the executor stays ready
+                self.motion_cancel_pub.publish(Empty())
+            self._end(False, "cancelled by the client: arm stopped" if cancelled
+                      else "task timeout_s reached: arm stopped",
+                      outcome="cancelled" if cancelled else "failed")
+            return
         if task.state == "need_cloud":
+            self._feedback(task, "perceiving")
             task.requested_s = now
             task.waiting_since_s = now
             task.state = "wait_cloud"
@@ -226,23 +400,28 @@ class PolicyNode(Node):
         if decision.outcome == "target_not_found":
             self._status("target_not_found", "warn", f"nothing in the scene matches {text!r}",
                          presence=rel.get("presence"), threshold=rel.get("threshold"))
-            self._end(False, "target not found")
+            self._end(False, "target not found", outcome="target_not_found")
             return
         if decision.outcome == "not_understood":
             self._status("instruction_not_understood", "warn", decision.reason, instruction=text)
-            self._end(False, decision.reason)
+            self._end(False, decision.reason, outcome="not_understood")
             return
         if decision.outcome != "ok":
             self._attempt_failed(task, f"no {kind} candidates in the cloud")
             return
+        if task.cancel_requested:  # cancelled while deciding: send nothing, the next tick ends it
+            return
         stamp = self._now()
         self.cands_pub.publish(matrices_to_pose_array(decision.candidates, self.frame_id, stamp))
         pub = self.grasp_pub if kind == "grasp" else self.place_pub
-        pub.publish(matrix_to_pose_stamped(decision.pose, self.frame_id, stamp))
+        pose_msg = matrix_to_pose_stamped(decision.pose, self.frame_id, stamp)
+        pub.publish(pose_msg)
+        task.poses = task.poses[:task.stage] + [pose_msg]
         task.last_pose = decision.pose
         task.state = "wait_motion"
         task.waiting_since_s = self._now()
         self.motion_result = None
+        self._feedback(task, "moving", pose_msg)
         what = f"{kind} candidate {decision.index} of {len(decision.candidates)}"
         self._status(f"{kind}_selected", "info", what,
                      instruction=text, attempt=task.attempt + 1, score=float(decision.scores[decision.index]),
@@ -268,16 +447,17 @@ class PolicyNode(Node):
         if task.last_pose is not None:
             task.exclude.append((task.last_pose[:3, 3].copy(), self.exclude_radius_m))
             task.last_pose = None
-        if task.attempt >= self.max_attempts:
+        if task.attempt >= (task.max_attempts or self.max_attempts):
             self._end(False, f"{why}; gave up after {task.attempt} attempts")
         else:
             self._status("retrying", "warn", f"{why}; retrying with a fresh cloud", attempt=task.attempt + 1)
+            self._feedback(task, "retrying")
             task.state = "need_cloud"
 
 
 def main(args: list[str] | None = None) -> None:
     """Run the policy node until shut down."""
-    spin_node(PolicyNode, args)
+    spin_node(PolicyNode, args, threads=4)
 
 
 if __name__ == "__main__":
