@@ -11,6 +11,10 @@ cloud at ``publish_rate_hz`` (0 = only on request) and whenever a ``std_msgs/Emp
 (``rig_calibration``) and, where ``tf2_ros`` is installed (a ROS machine), are replaced by the
 ``world -> <camera>_color_optical_frame`` transforms from /tf_static as they arrive.
 
+``camera_source: pyrealsense2`` reads the three RealSense devices directly through pyrealsense2
+instead (no realsense2_camera driver; one device per camera by the ``serial`` numbers in the rig
+YAML, :func:`vla_perception.sources.realsense_source_from_rig`); the rest of the node is the same.
+
 Run: ``perception_node --ros-args --params-file config/perception.yaml``.
 """
 
@@ -30,7 +34,12 @@ from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
 from vla_common.status import make_status
 from vla_perception.fusion import FusionConfig, NoUsableViewError
 from vla_perception.pipeline import PerceptionConfig, PerceptionPipeline
-from vla_perception.sources import RosCameraSource, load_rig_extrinsics, realsense_topics
+from vla_perception.sources import (
+    RosCameraSource,
+    load_rig_extrinsics,
+    realsense_source_from_rig,
+    realsense_topics,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -58,6 +67,9 @@ class PerceptionNode(Node):
         self.declare_parameter("cameras", ["top", "left", "right"])
         self.declare_parameter("camera_prefix", "/cameras")
         self.declare_parameter("rig_calibration", "config/rig_sim.yaml")
+        self.declare_parameter("camera_source", "topics")  # topics (realsense2_camera) | pyrealsense2
+        self.declare_parameter("realsense_size", [640, 480])
+        self.declare_parameter("realsense_fps", 30)
         self.declare_parameter("sync_slop_s", 0.05)
         self.declare_parameter("partial_after_s", 1.0)
         self.declare_parameter("publish_rate_hz", 1.0)
@@ -85,14 +97,23 @@ class PerceptionNode(Node):
                                threads=int(gp("threads").value),
                                overlap_geometry=bool(gp("overlap_geometry").value), fusion=fusion)
         rig_path = resolve_config_path(gp("rig_calibration").value)
-        self.source = RosCameraSource(self.cameras, load_rig_extrinsics(rig_path),
-                                      float(gp("sync_slop_s").value))
+        self.camera_source = gp("camera_source").value
+        if self.camera_source == "pyrealsense2":
+            w, h = (int(v) for v in gp("realsense_size").value)
+            fps = int(gp("realsense_fps").value)
+            self.source = realsense_source_from_rig(rig_path, self.cameras, w, h, fps)
+        elif self.camera_source == "topics":
+            self.source = RosCameraSource(self.cameras, load_rig_extrinsics(rig_path),
+                                          float(gp("sync_slop_s").value))
+        else:
+            raise ValueError(f"parameter camera_source must be 'topics' or 'pyrealsense2', "
+                             f"got {self.camera_source!r}")
         self.pipeline = PerceptionPipeline(cfg)
 
         self.cloud_pub = self.create_publisher(PointCloud2, "/vla/feature_cloud", RELIABLE_QOS)
         self.status_pub = self.create_publisher(String, "/vla/status", EVENT_QOS)
         prefix = gp("camera_prefix").value
-        for cam in self.cameras:
+        for cam in self.cameras if self.camera_source == "topics" else []:
             topics = realsense_topics(cam, prefix)
             self.create_subscription(Image, topics["color"], lambda m, c=cam: self._on_color(c, m),
                                      SENSOR_QOS)

@@ -300,14 +300,35 @@ class RealSenseCamera:
 
 
 class RealSenseSource(CameraSource):
-    """Several RealSense cameras; a camera that fails to deliver is skipped with a warning."""
+    """Several RealSense cameras; a camera that fails to deliver is skipped with a warning.
+
+    Offers the calls the perception node makes on :class:`RosCameraSource` (``read(allow_partial)``,
+    ``missing``, ``set_extrinsics``), so the node reads either source the same way.
+    """
 
     def __init__(self, cameras: list[RealSenseCamera]) -> None:
         self.cameras = list(cameras)
         self.errors: dict[str, str] = {}
 
-    def read(self) -> list[RGBDFrame]:
-        """One aligned frame per camera that delivered one within its timeout."""
+    @property
+    def missing(self) -> dict[str, str]:
+        """Cameras that delivered no frame in the last read, with the reason."""
+        return self.errors
+
+    def set_extrinsics(self, camera: str, T_world_cam: np.ndarray) -> None:
+        """Replace one camera's pose (e.g. from /tf_static)."""
+        for cam in self.cameras:
+            if cam.name == camera:
+                cam.T_world_cam = np.asarray(T_world_cam, dtype=np.float64)
+                return
+        raise KeyError(f"no RealSense camera named {camera!r}")
+
+    def read(self, allow_partial: bool = True) -> list[RGBDFrame]:
+        """One aligned frame per camera that delivered one within its timeout.
+
+        Every read is partial by nature (each device is waited for in turn); ``allow_partial`` is
+        accepted for the RosCameraSource interface.
+        """
         frames, self.errors = [], {}
         for cam in self.cameras:
             try:
@@ -321,3 +342,55 @@ class RealSenseSource(CameraSource):
         """Stop every camera."""
         for cam in self.cameras:
             cam.close()
+
+
+def realsense_serials(path: str | Path, cameras: list[str]) -> dict[str, str]:
+    """``{camera: serial number}`` of ``cameras`` from the rig YAML (``cameras: {name: {serial}}``).
+
+    Raises:
+        ValueError: a camera without a ``serial`` entry, or two cameras with the same serial (the
+            message names the file and what to run: ``rs-enumerate-devices -s`` lists serials).
+    """
+    path = Path(path)
+    data = yaml.safe_load(path.read_text()) or {}
+    rig = data.get("cameras") or {}
+    serials = {}
+    for name in cameras:
+        serial = (rig.get(name) or {}).get("serial")
+        if serial in (None, ""):
+            raise ValueError(f"rig calibration {path}: camera {name!r} has no `serial:` (camera_source "
+                             "pyrealsense2 opens each device by serial number; `rs-enumerate-devices -s` "
+                             "lists them)")
+        serials[name] = str(serial)
+    dupes = {s for s in serials.values() if list(serials.values()).count(s) > 1}
+    if dupes:
+        raise ValueError(f"rig calibration {path}: serial numbers {sorted(dupes)} are used by more than one "
+                         "camera")
+    return serials
+
+
+def realsense_source_from_rig(path: str | Path, cameras: list[str], width: int = 640, height: int = 480,
+                              fps: int = 30, open_camera: Any = None) -> RealSenseSource:
+    """A :class:`RealSenseSource` with one device per camera, by the serial numbers in the rig YAML.
+
+    Extrinsics come from the same file (``T_world_cam``); intrinsics from each device.
+    ``open_camera(name, T_world_cam, serial, width, height, fps) -> RealSenseCamera`` defaults to
+    :meth:`RealSenseCamera.from_pipeline` (tests pass one that opens a software device). Devices
+    already opened are stopped again when a later one fails to start.
+    """
+    extrinsics = load_rig_extrinsics(path)
+    unknown = [c for c in cameras if c not in extrinsics]
+    if unknown:
+        raise ValueError(f"rig calibration {path} has no cameras {unknown} (it has {sorted(extrinsics)})")
+    serials = realsense_serials(path, cameras)
+    open_camera = open_camera or (lambda name, T, serial, w, h, f: RealSenseCamera.from_pipeline(
+        name, T, serial=serial, width=w, height=h, fps=f))
+    opened: list[RealSenseCamera] = []
+    try:
+        for name in cameras:
+            opened.append(open_camera(name, extrinsics[name], serials[name], width, height, fps))
+    except Exception:
+        for cam in opened:
+            cam.close()
+        raise
+    return RealSenseSource(opened)
