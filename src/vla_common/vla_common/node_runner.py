@@ -31,7 +31,11 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, thre
     """
     from vla_common.guard import check_parameter_overrides, guard_callbacks
 
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # noqa: BLE001 - e.g. a params file that is not valid YAML
+        print(f"[node] cannot start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from exc
     node = None
     try:
         try:
