@@ -512,9 +512,8 @@ def _record(path: Path, driver: _Driver, events: list[dict[str, Any]], event_t: 
     if tcp is not None:
         ts, pts = tcp
         for k in range(len(ts)):
-            if k % 5 == 0 or k == len(ts) - 1:  # the path so far, 4 times a second
-                rec.time(float(ts[k]))
-                rec.trajectory(pts[: k + 1])
+            rec.time(float(ts[k]))  # the TCP at 20 Hz, the path so far 4 times a second
+            rec.trajectory(pts[: k + 1], path=k % 5 == 0 or k == len(ts) - 1)
     for e, t in zip(events, event_t, strict=False):
         if e["event"] == "sim_report":
             continue

@@ -62,6 +62,21 @@ def project(cam: Camera, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uv, z
 
 
+def backproject(frame: Any, stride: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """World points (N, 3) and their colours (N, 3) uint8 from every ``stride``-th valid depth pixel.
+
+    ``frame`` is a ``vla_common.camera.RGBDFrame`` (depth in metres, NaN or 0 = missing).
+    """
+    d = np.asarray(frame.depth)[::stride, ::stride]
+    v, u = np.nonzero(np.isfinite(d) & (d > 0))
+    z = d[v, u].astype(np.float64)
+    K = frame.intrinsics
+    rgb = np.asarray(frame.rgb)[v * stride, u * stride, :3]
+    pc = np.stack([(u * stride - K.cx) / K.fx * z, (v * stride - K.cy) / K.fy * z, z])  # (3, N)
+    xyz = (frame.T_world_cam[:3, :3] @ pc + frame.T_world_cam[:3, 3:4]).T
+    return xyz.astype(np.float32), rgb.astype(np.uint8)
+
+
 def score_colours(scores: np.ndarray) -> np.ndarray:
     """(C,) scores -> (C, 3) uint8 colours, blue (lowest) to red (highest) of this set."""
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -264,10 +279,10 @@ class EpisodeRecording:
         if score is not None:
             self.rec.log(f"scores/{kind}", self.rr.Scalars(score))
 
-    def trajectory(self, points: np.ndarray) -> None:
-        """The TCP path so far (K, 3)."""
+    def trajectory(self, points: np.ndarray, path: bool = True) -> None:
+        """The TCP now (the last of ``points`` (K, 3)) and, with ``path``, the whole path so far."""
         pts = np.asarray(points, dtype=np.float32).reshape(-1, 3)
-        if len(pts) >= 2:
+        if path and len(pts) >= 2:
             self.rec.log("world/tcp_trajectory",
                          self.rr.LineStrips3D([pts], colors=[255, 140, 0], radii=0.002))
         if len(pts):

@@ -315,8 +315,13 @@ def evaluate(
     noise_sigma_m: float = 0.0,
     renderer: str = "auto",
     progress: bool = True,
+    record: Path | None = None,
 ) -> tuple[list[EpisodeResult], dict[str, Any]]:
-    """Run ``episodes`` episodes; scenes from ``cases`` (cycled) or seeds ``seed``.. ``seed+episodes-1``."""
+    """Run ``episodes`` episodes; scenes from ``cases`` (cycled) or seeds ``seed``.. ``seed+episodes-1``.
+
+    With ``record`` (a folder), each episode is also written as a rerun recording
+    (``vla_sim.recorder.EpisodeRecorder``).
+    """
     from tqdm import tqdm
 
     from vla_sim.world import DepthNoise, SimWorld
@@ -335,9 +340,21 @@ def evaluate(
                 scene = case_list[i % len(case_list)]
             else:
                 scene = make_case(world, task, split, seed + i)
-            results.append(run_episode(world, scene, policy, noise))
+            recorder = _recorder(record, i, scene, world)
+            results.append(run_episode(world, scene, recorder.policy(policy) if recorder else policy, noise))
+            if recorder is not None:
+                recorder.finish(results[-1])
             bar.set_postfix(success=f"{sum(r.success for r in results)}/{len(results)}")
     return results, summarize(results)
+
+
+def _recorder(record: Path | None, index: int, scene: Scene, world):
+    """The ``--record`` hook: an EpisodeRecorder for this episode, or None."""
+    if record is None:
+        return None
+    from vla_sim.recorder import EpisodeRecorder
+
+    return EpisodeRecorder(Path(record), index, scene, world)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise-sigma", type=float, default=0.0, help="depth noise sigma in metres")
     ap.add_argument("--renderer", choices=("auto", "egl", "tiny"), default="auto")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--record", type=Path, default=None, metavar="DIR",
+                    help="write a rerun recording per episode to DIR (open one with: rerun DIR/<file>.rrd)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -400,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         args.noise_sigma,
         args.renderer,
         progress=not args.no_progress,
+        record=args.record,
     )
     meta = {
         "policy": args.policy,
