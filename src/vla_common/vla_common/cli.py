@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grasp-prior": ("vla_policy.grasp_prior", "label, train or evaluate the learned grasp prior"),
     "eval": ("vla_sim.evaluation", "run the benchmark protocol in simulation"),
     "bench": ("vla_common.bench", "run the performance benchmarks (writes results/bench_*.json)"),
+    "calibrate": ("vla_perception.calibrate", "camera extrinsics from a ChArUco board -> rig YAML"),
     "faults": ("vla_sim.faults", "fault and bad-input scenarios on the sim graph (results/faults.md)"),
 }
 
