@@ -239,3 +239,21 @@ def test_objects_the_heads_never_saw_are_not_judged(recogniser):
     assert d.outcome == "ok" and d.relevance["presence"] is None  # cannot judge: no refusal
     back = PresenceRecogniser.from_meta(json.loads(json.dumps(recogniser.to_meta())))
     assert back.known == recogniser.known
+
+
+def test_reference_box_takes_a_big_object_whole_and_nothing_beside_it():
+    """A 20 cm tray whose best point is at one corner is taken whole; a look-alike 4 cm away is not."""
+    from vla_policy.policy import reference_box
+
+    g = np.arange(0.0, 0.2001, 0.01)
+    xx, yy = np.meshgrid(g + 0.4, g - 0.1)
+    tray = np.c_[xx.ravel(), yy.ravel(), np.full(xx.size, 0.03)]  # (441, 3) top of the tray
+    # the recogniser is surest at one corner and less sure across the tray (0.9 -> 0.3)
+    p_tray = 0.9 - 0.6 * np.linalg.norm(tray[:, :2] - tray[0, :2], axis=1) / 0.283
+    other = np.c_[np.full(25, 0.64), np.linspace(-0.1, 0.1, 25), np.full(25, 0.05)]  # 4 cm past the edge
+    pts = np.concatenate([tray, other])
+    probs = np.concatenate([p_tray, np.full(25, 0.8)])
+    lo, hi = reference_box(pts, probs)
+    np.testing.assert_allclose(lo[:2], [0.4, -0.1], atol=1e-6)
+    np.testing.assert_allclose(hi[:2], [0.6, 0.1], atol=1e-6)  # the whole tray, not the look-alike
+    assert reference_box(pts, probs * 0.1) is None  # nothing convincing: not found

@@ -156,20 +156,47 @@ def grounding_scores(cand_xyz: np.ndarray, points: np.ndarray, probs: np.ndarray
 
 
 def reference_box(points: np.ndarray, probs: np.ndarray, min_prob: float = 0.2,
-                  radius_m: float = 0.12) -> tuple[np.ndarray, np.ndarray] | None:
+                  radius_m: float = 0.30, link_m: float = 0.025) -> tuple[np.ndarray, np.ndarray] | None:
     """World AABB (min (3,), max (3,)) of the reference object the recogniser found, or None.
 
-    The object is taken around its most probable point: the points within ``radius_m``
-    (horizontally) of it whose p(referent | point) is at least half of that best value. None when the
-    best value is below ``min_prob`` (the reference is not convincingly in view).
+    The object is grown from its most probable point by hysteresis, as an edge detector grows an
+    edge: points within ``link_m`` of the region whose p(referent | point) is at least a quarter of
+    the best value join it, never further than ``radius_m`` (horizontally) from the seed (0.30 m:
+    the diagonal of the largest object, 0.2 m a side). So a tray or a basket is taken whole,
+    however far its best point lies from its other side, and a same-colour object that does not
+    touch it stays out. None when the best value is below
+    ``min_prob`` (the reference is not convincingly in view).
+
+    Args:
+        points: (M, 3) object points, m.
+        probs: (M,) p(referent | point).
+        min_prob: the least best value that counts as found.
+        radius_m: the farthest a point of the object may lie from its best point (horizontally), m.
+        link_m: the largest gap between two points of one object, m.
     """
     if len(points) == 0:
         return None
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, dtype=np.float64)
     k = int(np.argmax(probs))
     if probs[k] < min_prob:
         return None
     near = np.linalg.norm(points[:, :2] - points[k, :2], axis=1) <= radius_m
-    sel = points[near & (probs >= 0.5 * probs[k])]
+    cand = np.flatnonzero(near & (probs >= 0.25 * probs[k]))  # (K,) may join the object
+    tree = cKDTree(points[cand])
+    inside = np.zeros(len(cand), dtype=bool)
+    frontier = [int(np.flatnonzero(cand == k)[0])]
+    inside[frontier] = True
+    while frontier:  # breadth-first growth over the link graph of the candidate points
+        nxt = []
+        for js in tree.query_ball_point(points[cand[frontier]], link_m):
+            for j in js:
+                if not inside[j]:
+                    inside[j] = True
+                    nxt.append(j)
+        frontier = nxt
+    sel = points[cand[inside]]
     return sel.min(0), sel.max(0)
 
 
