@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from vla_common.demo import run_demo
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ros]
 ])
 def test_ur5_lifts_the_named_object(instruction: str, seed: int, target: str, tmp_path) -> None:
     result = run_demo(instruction, robot="ur5", task="grasp", split="seen", seed=seed, timeout_s=400,
-                      save=tmp_path, quiet_nodes=True)
+                      save=tmp_path, quiet_nodes=True, record=True)
     events = [e["event"] for e in result.events if e["node"] == "policy"]
     assert result.outcome == "task_succeeded", (result.outcome, result.detail, events)
     assert result.lifted and result.lifted[0] == target, f"lifted {result.lifted}, wanted {target}"
@@ -32,6 +33,33 @@ def test_ur5_lifts_the_named_object(instruction: str, seed: int, target: str, tm
     assert result.verdict == f"SUCCESS: lifted the {target}" and result.succeeded
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["verdict"] == result.verdict and target in summary["scene_objects"]
+    _check_pictures_and_recording(tmp_path, result)
+
+
+def _check_pictures_and_recording(out, result) -> None:
+    """The pictures have their sizes; the rerun recording reads back with cloud, candidates and TCP path."""
+    from PIL import Image
+
+    from vla_common.recording import read_points, read_recording
+
+    for name in ("start.png", "end.png", "side_start.png", "start_annotated.png", "side_start_annotated.png"):
+        with Image.open(out / name) as im:
+            assert im.size == (640, 480), name
+    assert list(result.keyframes)[:1] == ["start"] and {"grasp", "lift", "end"} <= set(result.keyframes)
+    with Image.open(out / "keyframes.png") as im:
+        assert im.size == (320 * len(result.keyframes), 480)  # top row top camera, bottom row side camera
+    with Image.open(out / "episode.gif") as im:
+        assert im.size == (640, 240)
+    assert (out / "episode.mp4").stat().st_size > 0
+    rows = read_recording(out / "episode.rrd")
+    for entity in ("/world/cloud/rgb", "/world/cloud/relevance", "/world/candidates/grasp",
+                   "/world/chosen/grasp", "/world/tcp_trajectory", "/events"):
+        assert rows.get(entity, 0) >= 1, (entity, rows)
+    selected = [e for e in result.events if e["event"] == "grasp_selected"]
+    cands = read_points(out / "episode.rrd", "/world/candidates/grasp")
+    assert len(cands[0]) == len(selected[0]["scores"])  # one score per candidate, as the policy ranked them
+    path = read_points(out / "episode.rrd", "/world/tcp_trajectory")[-1]
+    assert np.ptp(path[:, 2]) > 0.05  # the TCP went down to the mug and up again
 
 
 def test_instruction_naming_an_absent_object_lifts_nothing(tmp_path) -> None:

@@ -215,3 +215,26 @@ def test_load_scene_and_privileged_object_lifted_event(bridge):
     )
     lifted = [e for e in probe.events[n_events:] if e["event"] == "object_lifted"][0]
     assert lifted["object"] in loaded["objects"] and lifted["lift_m"] >= 0.10
+
+
+def test_sim_report_answers_start_boxes_and_the_place_check(bridge):
+    probe, ex = bridge
+    pub = probe.node.create_publisher(String, "/sim/report", RELIABLE_QOS)
+    assert probe.spin_until(ex, lambda: pub.get_subscription_count() > 0, 20.0)
+    loaded = [e for e in probe.events if e["event"] == "scene_loaded"][-1]
+    obj, ref = loaded["objects"][0], loaded["objects"][1]
+    n_events = len(probe.events)
+    pub.publish(String(data=json.dumps({"place": {"object": obj, "relation": "near", "references": [ref]}})))
+    def seen(event: str) -> bool:
+        return any(e["event"] == event for e in probe.events[n_events:])
+
+    assert probe.spin_until(ex, lambda: seen("sim_report"), 30.0)
+    report = [e for e in probe.events[n_events:] if e["event"] == "sim_report"][-1]
+    assert sorted(report["start_boxes"]) == sorted(loaded["objects"])
+    lo, hi = (np.asarray(v) for v in report["start_boxes"][obj])
+    assert (hi > lo).all()
+    place = report["place"]
+    assert place["object"] == obj and place["relation"] == "near" and list(place["references"]) == [ref]
+    assert isinstance(place["success"], bool) and place["references"][ref]["gap_m"] >= 0.0
+    pub.publish(String(data="not json"))
+    assert probe.spin_until(ex, lambda: seen("report_refused"), 10.0)
