@@ -81,3 +81,12 @@ colcon: install
 
 clean:
 	rm -rf build install log .pytest_cache
+
+# Fault and bad-input scenarios over the running sim graph (vla_sim.faults; table in
+# results/faults.md); the quick subset runs inside `make test` (tests/vla_sim/test_faults.py).
+.PHONY: test-faults soak
+test-faults: install
+	$(VENV)/bin/vla faults --out results
+
+soak: install
+	$(VENV)/bin/vla faults --soak 200 --valid-every 10 --out results

@@ -64,6 +64,8 @@ CAMERAS = ("top", "left", "right")
 VALID = "pick up the red mug"  # the scene below (grasp, seen, seed 0) has a red mug
 SCENE = {"task": "grasp", "split": "seen", "seed": 0}
 TOL = 1e-6
+# scenarios that need the whole graph (a real cloud, a moving arm); the others run without perception
+NEEDS_PERCEPTION = ("cloud_nan", "camera", "kill", "second", "cancel", "pose_non")
 
 
 @dataclass
@@ -101,6 +103,7 @@ class Harness:
         from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
         from vla_executor.robot_model import RobotModel
 
+        self._saved_env = dict(os.environ)  # restored by close(): callers (tests) keep their domain
         self.env = apply_localhost_env()
         self.model = RobotModel.load(robot)
         specs = [n for n in graph("sim", robot=robot) if n.name in nodes]
@@ -334,6 +337,8 @@ class Harness:
         self._spin.join(timeout=2.0)
         self.launcher.stop()
         self._log.close()
+        os.environ.clear()
+        os.environ.update(self._saved_env)
 
 
 # --------------------------------------------------------------------------------------- scenarios
@@ -383,6 +388,7 @@ def run_instruction(
 
 def s_instruction(text: str, expect: str, name: str) -> Callable[[Harness], Row]:
     """Send ``text``; expect a final event ending in ``expect``."""
+
     def run(h: Harness) -> Row:
         row = run_instruction(h, Row(name, "instructions", expect), text)
         row.ok = row.final_status.endswith(expect) and row.commands_outside_limits == 0
@@ -480,6 +486,7 @@ def s_pose(
     name: str, xyz: tuple, quat: tuple, frame: str = "world", expect: str = "motion_refused"
 ) -> Callable[[Harness], Row]:
     """A grasp pose straight to the executor; expect ``executor:<expect>``."""
+
     def run(h: Harness) -> Row:
         row = Row(name, "messages", f"executor:{expect}")
         mark, t0, sim0, bad0 = h.mark(), time.monotonic(), h.sim_now, len(h.bad_commands)
@@ -869,7 +876,7 @@ def graph_scenarios(full: bool) -> list[tuple[str, Callable[[Harness], Row]]]:
         ),
         (
             "control_characters",
-            s_instruction("pick up the red\x00\x07\x1b[2J mug", "instruction_refused", "control_characters"),
+            s_instruction("pick up the red\x07\x1b[2J\u202e mug", "instruction_refused", "control_characters"),
         ),
         (
             "other_language",
@@ -888,6 +895,8 @@ def graph_scenarios(full: bool) -> list[tuple[str, Callable[[Harness], Row]]]:
         ("pose_unreachable", s_pose("pose_unreachable", (3.0, 0.0, 0.1), (1, 0, 0, 0))),
         ("pose_inside_table", s_pose("pose_inside_table", (0.5, 0.0, -0.10), (1, 0, 0, 0))),
         ("joint_state_wrong_names", s_wrong_joint_names),
+        ("cloud_point_step", s_cloud("point_step")),
+        ("cloud_feature_width", s_cloud("feature_width")),
     ]
     if not full:
         return quick
@@ -897,9 +906,7 @@ def graph_scenarios(full: bool) -> list[tuple[str, Callable[[Harness], Row]]]:
             s_pose("pose_non_unit_quaternion", (0.5, 0.1, 0.05), (2, 0, 0, 0), expect="motion_"),
         ),
         ("second_task_while_busy", s_second_while_busy),
-        ("cloud_point_step", s_cloud("point_step")),
         ("cloud_nan_xyz", s_cloud("nan_xyz")),
-        ("cloud_feature_width", s_cloud("feature_width")),
         ("camera_one_silent", s_camera("camera_one_silent", {"silent": {"left"}})),
         ("camera_all_silent", s_camera("camera_all_silent", {"silent": set(CAMERAS)}, "policy:task_failed")),
         ("camera_nan_depth", s_camera("camera_nan_depth", {"depth": {"top": "nan"}})),
@@ -966,7 +973,7 @@ def run_scenarios(
     if chosen_g:
         nodes = (
             NODES
-            if full or any(n.startswith(("cloud", "camera", "kill", "second", "cancel")) for n, _ in chosen_g)
+            if full or any(n.startswith(NEEDS_PERCEPTION) for n, _ in chosen_g)
             else ("policy", "executor", "sim_bridge")
         )
         h = Harness(robot, log=log, nodes=nodes)
@@ -1026,7 +1033,7 @@ SOAK_INVALID = [
     "pick up the purple elephant",
     "Nimm den roten Becher",
     "x" * 300,
-    "pick up the \x00 mug",
+    "pick up the \x1b[31m mug",
     "please",
     "pick up the zebra",
     "   ",
