@@ -31,7 +31,7 @@ def down(x: float, y: float, z: float) -> np.ndarray:
 
 def test_moveit_backend_makes_the_moveit_py_calls():
     model = RobotModel.load("ur5")
-    fake = FakeMoveItPy(node_name="vla_moveit_py")
+    fake = FakeMoveItPy(node_name="vla_moveit_py", model=model)
     backend = MoveItBackend(model, group="manipulator", pose_link="tcp", frame_id="base_link", moveit=fake)
     assert fake.calls == [("get_planning_component", "manipulator")]
     T = down(0.5, 0.1, 0.03)
@@ -60,7 +60,7 @@ def test_moveit_backend_makes_the_moveit_py_calls():
     assert np.allclose([p.x, p.y, p.z], T[:3, 3])
     execs = [c for c in fake.calls if c[0] == "execute"]
     assert all(c[2] == [] for c in execs)  # controllers=[] (Jazzy signature)
-    assert execs[0][1]["goal"][0] is goals[0][1]  # executes the trajectory of the plan just made
+    assert execs[0][1].goal[0] is goals[0][1]  # executes the trajectory of the plan just made
 
 
 def test_moveit_planning_failure_is_reported():
@@ -104,3 +104,55 @@ def test_make_backend_selects_by_name():
     steps = make_backend("builtin", model, checker).plan_grasp(model.home, down(0.5, 0.0, 0.03))
     assert isinstance(steps[0], GripperAction)
     checker.close()
+
+
+def _moveit_core(fake: FakeMoveItPy):
+    model = fake.model
+    core = ExecutionCore(model, MoveItBackend(model, moveit=fake))
+    names = list(model.joint_names) + list(model.gripper["joints"])
+    core.on_joint_state(0.0, names, np.concatenate([model.home, [0.0, 0.0]]))
+    return core
+
+
+def test_moveit_trajectory_points_are_checked_before_execution():
+    # the goal is inside the workspace (check_target passes) but MoveIt's plan passes a point beyond
+    # a joint limit: refused, never executed
+    fake = FakeMoveItPy(model=RobotModel.load("ur5"), unsafe_plans=[True])
+    core = _moveit_core(fake)
+    out = core.request(0.0, "place", down(0.5, 0.1, 0.05))
+    done = [c for c in out if isinstance(c, Status) and c.event == "motion_done"]
+    assert done[0].fields["success"] is False and done[0].fields["reason"] == "joint_limit", done
+    assert not any(c[0] == "execute" for c in fake.calls)
+    # a plan that cannot be read back is not executed either
+    blind = FakeMoveItPy(readable=False)
+    core = ExecutionCore(RobotModel.load("ur5"), MoveItBackend(RobotModel.load("ur5"), moveit=blind))
+    names = list(core.model.joint_names) + list(core.model.gripper["joints"])
+    core.on_joint_state(0.0, names, np.concatenate([core.model.home, [0.0, 0.0]]))
+    out = core.request(0.0, "place", down(0.5, 0.1, 0.05))
+    done = [c for c in out if isinstance(c, Status) and c.event == "motion_done"]
+    assert done[0].fields["reason"] == "unchecked_trajectory"
+    assert not any(c[0] == "execute" for c in blind.calls)
+
+
+def test_estop_stops_a_blocking_moveit_execution_from_another_thread():
+    import threading
+    import time
+
+    fake = FakeMoveItPy(model=RobotModel.load("ur5"), execute_s=30.0)
+    core = _moveit_core(fake)
+    result: list = []
+    worker = threading.Thread(target=lambda: result.extend(core.request(0.0, "place", down(0.5, 0.1, 0.05))))
+    worker.start()
+    deadline = time.monotonic() + 20
+    while not any(c[0] == "execute" for c in fake.calls) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any(c[0] == "execute" for c in fake.calls), "MoveIt execute never started"
+    out = core.estop(1.0, True)  # from this thread, while execute() blocks the other one
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "execute() was not stopped"
+    assert ("stop_execution",) in fake.calls
+    assert core.state is State.ESTOPPED
+    events = [c.event for c in out + result if isinstance(c, Status)]
+    assert events.count("motion_done") == 1 and "estop" in events
+    n_exec = sum(c[0] == "execute" for c in fake.calls)
+    assert n_exec == 1  # nothing after the stopped step ran

@@ -27,3 +27,15 @@ LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 __all__ = ["SENSOR_QOS", "RELIABLE_QOS", "EVENT_QOS", "LATCHED_QOS"]
+
+# ``/vla/status`` as the policy node (the task owner) writes it: EVENT_QOS, but transient local, so a
+# subscriber that asks for transient local and joins late still gets the last events, each task's
+# final ``task_succeeded`` / ``task_failed`` among them. Volatile subscribers match it as before.
+EVENT_LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
+                               reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# ``/vla/task_status`` (vla_interfaces/TaskStatus): the final status of the last 100 tasks, latched.
+TASK_STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+__all__ += ["EVENT_LATCHED_QOS", "TASK_STATUS_QOS"]

@@ -11,8 +11,13 @@
   right before it runs (MoveIt starts from the current state), using exactly the moveit_py
   calls: ``MoveItPy(node_name=...)``, ``get_planning_component(group)``,
   ``set_start_state_to_current_state()``, ``set_goal_state(pose_stamped_msg=..., pose_link=...)``,
-  ``plan()``, ``execute(plan.trajectory, controllers=[])`` (blocking). ``moveit.planning`` is
-  imported only when no MoveItPy instance is injected. MoveIt cannot be installed here, so it
+  ``plan()``, ``execute(plan.trajectory, controllers=[])`` (blocking). Every planned trajectory is
+  read back (``plan.trajectory.get_robot_trajectory_msg()``) and each of its points checked
+  against joint, velocity and acceleration limits, the safety box and the table
+  (safety.check_trajectory) before it is executed; ``stop()`` (e-stop, cancel) calls
+  ``get_trajactory_execution_manager().stop_execution()`` (sic, moveit_py's spelling), from another
+  thread while ``execute`` blocks. ``moveit.planning`` is imported only when no MoveItPy instance is
+  injected. MoveIt cannot be installed here, so it
   is tested against tests/vla_executor/fake_moveit.py (FakeMoveItPy), which records the calls.
 """
 
@@ -38,7 +43,7 @@ from vla_executor.motions import (
 )
 from vla_executor.planner import CollisionChecker
 from vla_executor.robot_model import RobotModel
-from vla_executor.safety import check_target
+from vla_executor.safety import check_target, check_trajectory, trajectory_from_points
 from vla_executor.timing import Trajectory
 
 
@@ -84,6 +89,12 @@ class MotionBackend(ABC):
     def blocking(self) -> bool:
         """True when execute() returns only after the motion ended (MoveIt)."""
         return False
+
+    def stop(self) -> None:  # noqa: B027 - optional hook, a no-op for non-blocking backends
+        """Stop a running execution now (called from the e-stop/cancel thread).
+
+        Builtin: nothing to do here, the node's empty trajectory stops the controller.
+        """
 
 
 class BuiltinBackend(MotionBackend):
@@ -221,7 +232,32 @@ class MoveItBackend(MotionBackend):
         if not plan:
             code = getattr(getattr(plan, "error_code", None), "val", "?")
             raise MotionError("no_path", f"{name}: MoveIt planning failed (error code {code})")
+        self.check_plan(plan, name)
         return plan
+
+    def check_plan(self, plan: Any, name: str = "move") -> None:
+        """Check every point of a MoveIt plan's trajectory (limits, box, table); MotionError if unsafe.
+
+        The trajectory is read back as moveit_msgs/RobotTrajectory; one that cannot be read or
+        checked is refused, never executed unchecked.
+        """
+        try:
+            msg = plan.trajectory.get_robot_trajectory_msg()
+            jt = msg.joint_trajectory
+            traj = trajectory_from_points(self.model, list(jt.joint_names), list(jt.points))
+        except (AttributeError, ValueError) as exc:
+            raise MotionError("unchecked_trajectory", f"{name}: MoveIt's trajectory cannot be checked "
+                              f"({exc}); not executed") from exc
+        rep = check_trajectory(self.model, traj)
+        if not rep:
+            raise MotionError(rep.reason, f"{name}: MoveIt's trajectory is unsafe: {rep.detail}")
+
+    def stop(self) -> None:
+        """Ask MoveIt's trajectory execution manager to stop the running execution."""
+        get = getattr(self.robot, "get_trajactory_execution_manager", None) or getattr(
+            self.robot, "get_trajectory_execution_manager", None)
+        if get is not None:
+            get().stop_execution()
 
     def execute(self, motion: Any) -> bool:
         """Execute a MotionPlanResponse (blocking); True when MoveIt reports success."""

@@ -10,11 +10,20 @@ Completion is observed, never slept on: an arm step is done when the measured jo
 ``goal_tolerance_rad`` of the segment's last point and nearly still; a gripper step when the
 measured width has settled. E-stop: at once an empty trajectory (stop and hold where you are) is
 sent (SendStop), the sequence is dropped, and every request is refused until the e-stop is released.
+Cancel (``cancel``): the same stop, but the executor is ready for the next request at once.
+
+Threads: the node calls ``estop`` / ``cancel`` from their own callback group while another thread
+may be inside ``request`` (planning, up to ``planning_timeout_s``) or inside a blocking MoveIt
+``execute``. Both stop paths bump a stop counter and call ``backend.stop()`` first, without waiting
+for any lock: a plan that finishes after a stop is discarded (``motion_refused``, nothing is sent),
+and a blocking execution returns early and runs no further step. State changes are serialised by
+one lock, which is never held while planning.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +33,7 @@ from vla_executor.backends import MotionBackend, PoseGoal, Step
 from vla_executor.metrics import rms_jerk
 from vla_executor.motions import GripperAction, MotionError, Segment, grasp_held
 from vla_executor.robot_model import RobotModel
+from vla_executor.safety import check_trajectory
 from vla_executor.timing import Trajectory
 
 
@@ -125,11 +135,19 @@ class ExecutionCore:
         self._samples: list[tuple[float, np.ndarray]] = []
         self._planned_metrics: dict[str, float] = {}
         self._grasp_ok: bool | None = None
+        self._lock = threading.RLock()
+        self._stop_gen = 0         # bumped by every e-stop / cancel (read by planning and execution)
+        self._planning = False
 
     # ------------------------------------------------------------------ inputs
     def on_joint_state(self, t_s: float, names: list[str], position: np.ndarray,
                        velocity: np.ndarray | None = None) -> list[Command]:
         """Update the measured state from a JointState (names may come in any order)."""
+        with self._lock:
+            return self._on_joint_state(t_s, names, position, velocity)
+
+    def _on_joint_state(self, t_s: float, names: list[str], position: np.ndarray,
+                        velocity: np.ndarray | None) -> list[Command]:
         index = {n: i for i, n in enumerate(names)}
         if all(n in index for n in self.model.joint_names):
             idx = [index[n] for n in self.model.joint_names]
@@ -149,17 +167,30 @@ class ExecutionCore:
         """A grasp or place request (TCP pose in the base frame)."""
         if kind not in ("grasp", "place"):
             raise ValueError(f"kind must be 'grasp' or 'place', got {kind!r}")
-        if self.state is State.ESTOPPED:
-            return [self._refused(kind, "estop_active", "e-stop is engaged; release it on /vla/estop first")]
-        if self.state is State.RUNNING:
-            return [self._refused(kind, "busy", f"a {self._kind} motion is still running")]
-        if self.q is None:
-            return [self._refused(kind, "no_joint_state", "no /joint_states received yet")]
-        try:
+        with self._lock:
+            if self.state is State.ESTOPPED:
+                return [self._refused(kind, "estop_active",
+                                      "e-stop is engaged; release it on /vla/estop first")]
+            if self.state is State.RUNNING or self._planning:
+                return [self._refused(kind, "busy", f"a {self._kind or kind} motion is still running")]
+            if self.q is None:
+                return [self._refused(kind, "no_joint_state", "no /joint_states received yet")]
+            self._planning, gen, q0 = True, self._stop_gen, self.q.copy()
+        try:  # planning runs without the lock: an e-stop is handled meanwhile
             plan = self.backend.plan_grasp if kind == "grasp" else self.backend.plan_place
-            steps = plan(self.q.copy(), np.asarray(T_base_tool, dtype=np.float64))
+            steps = plan(q0, np.asarray(T_base_tool, dtype=np.float64))
         except MotionError as exc:
             return [self._refused(kind, exc.reason, exc.detail)]
+        finally:
+            self._planning = False
+        with self._lock:
+            if self._stop_gen != gen:
+                why = "e-stop" if self.state is State.ESTOPPED else "cancel"
+                return [self._refused(kind, "estop_active" if why == "e-stop" else "cancelled",
+                                      f"{why} while planning: the plan was discarded, nothing was sent")]
+            return self._begin(t_s, kind, steps)
+
+    def _begin(self, t_s: float, kind: str, steps: list[Step]) -> list[Command]:
         last = getattr(self.backend, "last_plan", None)
         self._planned_metrics = last.metrics() if last is not None else {}
         timings = dict(last.timings_s) if last is not None else {}
@@ -173,13 +204,40 @@ class ExecutionCore:
     def estop(self, t_s: float, engaged: bool) -> list[Command]:
         """Engage (hold position now, refuse motions) or release the e-stop."""
         if engaged:
+            self._stop_gen += 1  # seen at once by a planning thread or a blocking execution
+            self.backend.stop()
+        with self._lock:
+            return self._estop(t_s, engaged)
+
+    def cancel(self, t_s: float) -> list[Command]:
+        """Stop the running motion now (hold position) and drop its sequence; stay ready for requests.
+
+        The running motion ends with ``motion_done`` (success false, reason ``cancelled``); a plan
+        being made is discarded when it finishes. Nothing happens when idle (no stop is sent).
+        """
+        busy = self.state is State.RUNNING or self._planning
+        if not busy:
+            return []
+        self._stop_gen += 1
+        self.backend.stop()
+        with self._lock:
+            if self.state is not State.RUNNING:  # was planning: request() reports the discarded plan
+                return [SendStop(list(self.model.joint_names))]
+            self.state, self._steps = State.IDLE, []
+            return [SendStop(list(self.model.joint_names)),
+                    Status("motion_done", "warn", f"{self._kind} cancelled: holding position",
+                           {"kind": self._kind, "success": False, "reason": "cancelled"})]
+
+    def _estop(self, t_s: float, engaged: bool) -> list[Command]:
+        if engaged:
             was = self.state
             self.state = State.ESTOPPED
             self._steps = []
             out: list[Command] = []
             out.append(SendStop(list(self.model.joint_names)))
             out.append(Status("estop", "error", "e-stop engaged: holding position, motions refused",
-                              {"engaged": True, "interrupted": was is State.RUNNING, "kind": self._kind}))
+                              {"engaged": True, "interrupted": was is State.RUNNING, "kind": self._kind,
+                               "planning": self._planning, "t_s": t_s}))
             if was is State.RUNNING:
                 out.append(Status("motion_done", "error", f"{self._kind} interrupted by e-stop",
                                   {"kind": self._kind, "success": False, "reason": "estop"}))
@@ -191,6 +249,10 @@ class ExecutionCore:
 
     def tick(self, t_s: float) -> list[Command]:
         """Advance the sequence when the current step has finished (or timed out)."""
+        with self._lock:
+            return self._tick(t_s)
+
+    def _tick(self, t_s: float) -> list[Command]:
         if self.state is not State.RUNNING or not self._steps:
             return []
         step = self._steps[0]
@@ -224,15 +286,23 @@ class ExecutionCore:
                 self._step_deadline = t_s + self.params.gripper_timeout_s
                 return out + [SendGripper(1.0 if step.open else 0.0)]
             if isinstance(step, Segment):
+                rep = check_trajectory(self.model, step.traj)  # every backend, right before it is sent
+                if not rep:
+                    return out + self._finish(t_s, False, rep.reason, f"{step.name}: {rep.detail}")
                 self._goal = step.traj.q[-1]
                 self._step_deadline = t_s + step.traj.duration + self.params.goal_timeout_s
                 return out + [SendTrajectory(step.traj, list(self.model.joint_names))]
             if isinstance(step, PoseGoal):  # blocking backends (MoveIt): plan and run now
+                gen = self._stop_gen
                 try:
                     motion = self.backend.plan_to_pose(step.T_base_tool, self.q, step.name)
+                    if self._stop_gen != gen:
+                        return out  # stopped while planning: the stop path reports it
                     ok = self.backend.execute(motion)
                 except MotionError as exc:
                     return out + self._finish(t_s, False, exc.reason, exc.detail)
+                if self._stop_gen != gen:
+                    return out  # stopped during the execution: nothing further runs
                 if not ok:
                     return out + self._finish(t_s, False, "execution_failed",
                                               f"{step.name}: MoveIt execution failed")

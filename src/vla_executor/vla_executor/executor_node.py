@@ -9,7 +9,16 @@ trajectory_msgs/JointTrajectory on ``/arm_controller/joint_trajectory``, std_msg
 (executor_ready once joint states arrive, motion_started, motion_refused, motion_done, estop).
 
 All logic lives in the plain-Python ``ExecutionCore`` (execution.py); this node converts
-messages and runs a timer. The collision world is the table plus, when
+messages and runs a timer. ``/vla/motion/cancel`` (std_msgs/Empty) stops the running motion
+(empty trajectory = hold) and leaves the executor ready; the policy node sends it when a task is
+cancelled or times out.
+
+E-stop always wins: the node spins a MultiThreadedExecutor, with ``/vla/estop`` and
+``/vla/motion/cancel`` in their own callback group, pose requests (planning: up to
+``planning_timeout_s``) in another and joint states / the tick in the default one. So an e-stop is
+handled while a plan is being made (the plan is then discarded) and while a blocking MoveIt
+execution runs (``backend.stop()`` ends it); the stop trajectory is published from the e-stop
+callback itself. The collision world is the table plus, when
 ``use_feature_cloud`` is set, the latest feature cloud as voxels (no simulator ground truth).
 
 Run: ``executor_node --ros-args --params-file config/executor.yaml --params-file
@@ -20,14 +29,17 @@ from __future__ import annotations
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, PointCloud2
-from std_msgs.msg import Bool, Float64, String
+from std_msgs.msg import Bool, Empty, Float64, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from vla_common import topics
 from vla_common.conversions import joint_state_to_numpy, pointcloud2_to_numpy, pose_stamped_to_matrix
 from vla_common.node_runner import spin_node
 from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
+from vla_common.ros_params import at_least, in_range, positive, validate_on_set
 from vla_common.status import make_status
 from vla_common.transforms import pose_to_matrix
 from vla_executor.backends import make_backend
@@ -105,21 +117,50 @@ class ExecutorNode(Node):
         self.core = ExecutionCore(self.model, backend, ExecutionParams(goal_tolerance_rad=goal_tol,
                                                                         goal_timeout_s=goal_timeout))
         self._cloud_xyz: np.ndarray | None = None
+        validate_on_set(self, {
+            "speed_scale": in_range(0.01, 1.0), "goal_tolerance_rad": positive(),
+            "goal_timeout_s": positive(), "cloud_voxel_m": positive(),
+            "cloud_keep_out_radius_m": at_least(0.0), "trajectory_stride": at_least(1, integer=True)},
+            read_only=("robot", "backend", "timing", "approach_distance_m", "lift_height_m",
+                       "retreat_distance_m", "planning_timeout_s", "use_feature_cloud", "tick_rate_hz",
+                       "trajectory_topic", "gripper_topic", "moveit_group"),
+            apply=self._apply_param)
 
         self.traj_pub = self.create_publisher(JointTrajectory, arm_topic, RELIABLE_QOS)
         self.gripper_pub = self.create_publisher(Float64, gripper_topic, RELIABLE_QOS)
         self.status_pub = self.create_publisher(String, "/vla/status", EVENT_QOS)
-        self.create_subscription(PoseStamped, "/vla/grasp_pose", lambda m: self._on_pose(m, "grasp"),
-                                 RELIABLE_QOS)
-        self.create_subscription(PoseStamped, "/vla/place_pose", lambda m: self._on_pose(m, "place"),
-                                 RELIABLE_QOS)
-        self.create_subscription(JointState, "/joint_states", self._on_joint_state, SENSOR_QOS)
-        self.create_subscription(Bool, "/vla/estop", self._on_estop, RELIABLE_QOS)
+        # callback groups: e-stop/cancel never wait behind planning (module docstring)
+        self._safety_group = MutuallyExclusiveCallbackGroup()
+        self._plan_group = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(PoseStamped, topics.GRASP_POSE, lambda m: self._on_pose(m, "grasp"),
+                                 RELIABLE_QOS, callback_group=self._plan_group)
+        self.create_subscription(PoseStamped, topics.PLACE_POSE, lambda m: self._on_pose(m, "place"),
+                                 RELIABLE_QOS, callback_group=self._plan_group)
+        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS)
+        self.create_subscription(Bool, topics.ESTOP, self._on_estop, RELIABLE_QOS,
+                                 callback_group=self._safety_group)
+        self.create_subscription(Empty, topics.MOTION_CANCEL, self._on_cancel, RELIABLE_QOS,
+                                 callback_group=self._safety_group)
         if self.use_cloud:
             self.create_subscription(PointCloud2, "/vla/feature_cloud", self._on_cloud, RELIABLE_QOS)
         self.timer = self.create_timer(1.0 / self.tick_hz, self._on_tick)
         self.get_logger().info(f"executor up: robot={self.robot_name} backend={self.backend_kind} "
                                f"timing={timing} cloud={'on' if self.use_cloud else 'off'}")
+
+    def _apply_param(self, name: str, value: float) -> None:
+        """A validated run-time parameter change (vla_common.ros_params): used from the next motion on."""
+        if name == "speed_scale":
+            self.core.backend.cfg.speed_scale = float(value)
+        elif name == "goal_tolerance_rad":
+            self.core.params.goal_tolerance_rad = float(value)
+        elif name == "goal_timeout_s":
+            self.core.params.goal_timeout_s = float(value)
+        elif name == "cloud_voxel_m":
+            self.voxel_m = float(value)
+        elif name == "cloud_keep_out_radius_m":
+            self.keep_out_m = float(value)
+        elif name == "trajectory_stride":
+            self.traj_stride = int(value)
 
     # ------------------------------------------------------------------ callbacks
     def _now(self) -> float:
@@ -157,6 +198,9 @@ class ExecutorNode(Node):
 
     def _on_estop(self, msg: Bool) -> None:
         self._emit(self.core.estop(self._now(), bool(msg.data)))
+
+    def _on_cancel(self, msg: Empty) -> None:
+        self._emit(self.core.cancel(self._now()))
 
     def _on_cloud(self, msg: PointCloud2) -> None:
         xyz, _, _ = pointcloud2_to_numpy(msg)
@@ -202,7 +246,7 @@ class ExecutorNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the executor node until shut down."""
-    spin_node(ExecutorNode, args)
+    spin_node(ExecutorNode, args, threads=4)
 
 
 if __name__ == "__main__":

@@ -115,3 +115,37 @@ def check_trajectory(model: RobotModel, traj: Trajectory, max_step_rad: float = 
         return SafetyReport(False, "table_clearance", f"gripper comes within "
                             f"{zmin - model.table_height:.4f} m of the table (clearance {clearance:.3f} m)")
     return OK
+
+
+def trajectory_from_points(model: RobotModel, joint_names: list[str], points: list) -> Trajectory:
+    """A ``trajectory_msgs/JointTrajectory``'s points as a :class:`Trajectory` in the model's joint order.
+
+    Used to check a trajectory another planner made (MoveIt) with :func:`check_trajectory` before it
+    runs. Missing velocities/accelerations become zeros; a joint of the model that the trajectory
+    does not name raises ValueError (the trajectory cannot be checked, so it must not run).
+
+    Args:
+        model: robot whose joints the trajectory drives.
+        joint_names: the trajectory's joint names (any order; extra joints are ignored).
+        points: ``JointTrajectoryPoint``-like objects with positions, velocities, accelerations and
+            ``time_from_start`` (sec, nanosec).
+    """
+    index = {n: i for i, n in enumerate(joint_names)}
+    missing = [n for n in model.joint_names if n not in index]
+    if missing:
+        raise ValueError(f"trajectory does not name joint(s) {missing}")
+    if not points:
+        raise ValueError("trajectory has no points")
+    cols = [index[n] for n in model.joint_names]
+    K, n = len(points), model.dof
+
+    def arr(attr: str) -> np.ndarray:  # (K, n)
+        out = np.zeros((K, n))
+        for k, p in enumerate(points):
+            vals = list(getattr(p, attr, []) or [])
+            if vals:
+                out[k] = np.asarray(vals, dtype=np.float64)[cols]
+        return out
+
+    t = np.array([p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in points], dtype=np.float64)
+    return Trajectory(t=t, q=arr("positions"), qd=arr("velocities"), qdd=arr("accelerations"))

@@ -76,6 +76,7 @@ from vla_common.conversions import (
 from vla_common.language import NotUnderstood
 from vla_common.node_runner import spin_node
 from vla_common.qos import EVENT_LATCHED_QOS, EVENT_QOS, RELIABLE_QOS, SENSOR_QOS, TASK_STATUS_QOS
+from vla_common.ros_params import at_least, in_range, positive, validate_on_set
 from vla_common.ros_status import StatusPublisher
 from vla_interfaces.action import Manipulate
 from vla_interfaces.msg import TaskStatus
@@ -131,6 +132,11 @@ class PolicyNode(Node):
         for name, val in timeouts:
             if val <= 0:
                 raise ValueError(f"parameter {name} must be > 0, got {val}")
+        validate_on_set(self, {
+            "max_instruction_chars": at_least(1, integer=True), "max_attempts": in_range(1, 8, integer=True),
+            "exclude_radius_m": at_least(0.0), "cloud_timeout_s": positive(), "motion_timeout_s": positive(),
+            "clock_stall_s": positive()}, read_only=("checkpoint", "clip_model", "frame_id", "tick_s"),
+            apply=self._apply_param)
         self._status_out = StatusPublisher(self, NODE, EVENT_LATCHED_QOS)
         self.status_pub = self._status_out.pub
         self.task_status_pub = self.create_publisher(TaskStatus, topics.TASK_STATUS, TASK_STATUS_QOS)
@@ -166,6 +172,16 @@ class PolicyNode(Node):
         self.get_logger().info(f"policy node up (checkpoint {self.checkpoint!r}, clip {self.clip_model!r})")
 
     # ------------------------------------------------------------------ helpers
+    _PARAM_ATTR = {"max_instruction_chars": ("max_chars", int), "max_attempts": ("max_attempts", int),
+                   "exclude_radius_m": ("exclude_radius_m", float),
+                   "cloud_timeout_s": ("cloud_timeout_s", float),
+                   "motion_timeout_s": ("motion_timeout_s", float), "clock_stall_s": ("clock_stall_s", float)}
+
+    def _apply_param(self, name: str, value: Any) -> None:
+        """A validated run-time parameter change (vla_common.ros_params): used from the next decision on."""
+        attr, cast = self._PARAM_ATTR[name]
+        setattr(self, attr, cast(value))
+
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The task as a ROS 2 action: an outside rclpy process drives the real sim graph through /vla/manipulate.
+
+The whole sim graph (sim bridge, perception, policy, executor) runs as separate processes over real
+DDS on loopback, as ``vla demo`` starts it; this process is only an action client that also watches
+/joint_states, /clock and /vla/status. One goal is cancelled while the arm moves (the arm must
+stand still soon after, the executor reports the motion cancelled, the result says ``cancelled``);
+a second goal sent meanwhile is rejected (one task at a time); the next goal runs to the end with
+feedback for its stage and a result naming the chosen pose; a subscriber that joins afterwards still
+gets the final TaskStatus (latched).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+Manipulate = pytest.importorskip("vla_interfaces.action").Manipulate
+from rclpy.action import ActionClient  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from vla_common import topics  # noqa: E402
+from vla_common.graph import graph  # noqa: E402
+from vla_common.launcher import Launcher  # noqa: E402
+from vla_common.qos import EVENT_QOS, SENSOR_QOS, TASK_STATUS_QOS  # noqa: E402
+from vla_interfaces.msg import TaskStatus  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
+ARM = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint",
+       "wrist_3_joint"]
+
+
+class Client:
+    """The outside process: action client + watchers."""
+
+    def __init__(self, ctx):
+        self.node = rclpy.create_node("manipulate_client", context=ctx)
+        self.ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
+        self.ex.add_node(self.node)
+        self.action = ActionClient(self.node, Manipulate, topics.MANIPULATE)
+        self.events: list[dict] = []
+        self.clock_s = 0.0
+        self.js: list[tuple[float, float]] = []  # (sim time, max |arm joint velocity|)
+        self.node.create_subscription(String, topics.STATUS, lambda m: self.events.append(json.loads(m.data)),
+                                      EVENT_QOS)
+        self.node.create_subscription(Clock, topics.CLOCK, self._on_clock, 10)
+        self.node.create_subscription(JointState, topics.JOINT_STATES, self._on_js, SENSOR_QOS)
+
+    def _on_clock(self, msg):
+        self.clock_s = msg.clock.sec + 1e-9 * msg.clock.nanosec
+
+    def _on_js(self, msg):
+        names = list(msg.name)
+        if len(msg.velocity) == len(names) and all(n in names for n in ARM):
+            v = np.abs([msg.velocity[names.index(n)] for n in ARM]).max()
+            self.js.append((msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec, float(v)))
+
+    def spin_until(self, cond, timeout_s: float, launcher=None) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.ex.spin_once(timeout_sec=0.05)
+            if launcher is not None:
+                died = launcher.poll()
+                assert died is None, f"node {died[0]} exited with {died[1]}"
+            if cond():
+                return True
+        return False
+
+    def send(self, text: str, feedback: list, **options):
+        fut = self.action.send_goal_async(Manipulate.Goal(instruction=text, **options),
+                                          feedback_callback=lambda m: feedback.append(m.feedback))
+        assert self.spin_until(fut.done, 30.0), "no goal response"
+        return fut.result()
+
+
+def test_manipulate_action_feedback_result_cancel_and_busy_rule():
+    nodes = graph("sim", robot="ur5")
+    for node in nodes:
+        if node.name == "sim_bridge":
+            node.parameters.update({"task": "grasp", "split": "seen", "seed": 0})
+    out = open("/dev/null", "w")  # noqa: SIM115 (closed below)
+    launcher = Launcher(nodes, out=out)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    c = Client(ctx)
+    try:
+        launcher.start()
+        up = c.spin_until(lambda: c.action.server_is_ready() and c.clock_s > 0.5 and any(
+            e["event"] == "cloud_published" for e in c.events), 400.0, launcher)
+        assert up, f"graph did not come up: {[e['event'] for e in c.events][-20:]}"
+
+        # 1) cancel while the arm moves
+        fb1: list = []
+        gh1 = c.send("pick up the red mug", fb1)
+        assert gh1.accepted
+        res1 = gh1.get_result_async()
+        moving = c.spin_until(lambda: any(f.state == "moving" for f in fb1) and c.js
+                              and c.js[-1][1] > 0.1, 240.0, launcher)
+        assert moving, f"arm never moved: {[f.state for f in fb1]}, {[e['event'] for e in c.events]}"
+        # busy rule: a second goal while this one runs is rejected at once
+        busy = c.send("pick up the red mug", [])
+        assert not busy.accepted
+        t_cancel = c.clock_s
+        k0 = len(c.js)
+        n0 = len(c.events)
+        cancel = gh1.cancel_goal_async()
+        assert c.spin_until(lambda: cancel.done() and res1.done(), 30.0, launcher), "no cancel result"
+        r1 = res1.result().result
+        assert res1.result().status == 5 and r1.outcome == "cancelled" and not r1.success, r1  # CANCELED
+        still = c.spin_until(lambda: any(t > t_cancel and v < 0.02 for t, v in c.js[k0:]), 10.0)
+        assert still, "arm kept moving"
+        t_still = next(t for t, v in c.js[k0:] if t > t_cancel and v < 0.02)
+        print(f"cancel: arm still {t_still - t_cancel:.3f} s of sim time after the cancel was sent")
+        assert c.spin_until(lambda: any(e["node"] == "executor" and e["event"] == "motion_done"
+                                        and e.get("reason") == "cancelled" for e in c.events[n0:]), 10.0)
+        c.spin_until(lambda: False, 1.0)
+        assert max(v for t, v in c.js[-20:]) < 0.02, "the arm moved again after the cancel"
+
+        # 2) a goal that runs to its end: feedback for its stage, a result with the chosen pose
+        fb2: list = []
+        gh2 = c.send("pick up the red mug", fb2, max_attempts=3)
+        assert gh2.accepted
+        res2 = gh2.get_result_async()
+        assert c.spin_until(res2.done, 400.0, launcher), f"no result: {[e['event'] for e in c.events][-15:]}"
+        r2 = res2.result().result
+        assert r2.success and r2.outcome == "succeeded" and res2.result().status == 4, r2  # SUCCEEDED
+        assert list(r2.stages) == ["grasp"] and len(r2.poses) == 1 and r2.poses[0].header.frame_id == "world"
+        states = [(f.stage, f.state) for f in fb2]
+        assert ("grasp", "perceiving") in states and ("grasp", "moving") in states, states
+        moving_fb = [f for f in fb2 if f.state == "moving"][-1]
+        assert moving_fb.stage_count == 1 and moving_fb.pose.header.frame_id == "world"
+        assert any(e["event"] == "object_lifted" and e.get("object") == "red mug" for e in c.events)
+
+        # 3) a subscriber that joins now still learns how both tasks ended (latched TaskStatus)
+        late: list = []
+        c.node.create_subscription(TaskStatus, topics.TASK_STATUS, late.append, TASK_STATUS_QOS)
+        assert c.spin_until(lambda: len(late) >= 2, 15.0), late
+        assert [m.outcome for m in late[-2:]] == ["cancelled", "succeeded"]
+    finally:
+        c.node.destroy_node()
+        rclpy.shutdown(context=ctx)
+        launcher.stop()
+        out.close()
