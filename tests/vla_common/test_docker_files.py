@@ -45,7 +45,7 @@ def test_compose_runs_robot_graph_on_host_network():
 
 
 JAZZY_INDEX = Path(__file__).parent / "data" / "rosdistro_jazzy_packages.txt"
-OWN_PACKAGES = {"vla_common", "vla_perception", "vla_policy", "vla_executor", "vla_sim"}
+OWN_PACKAGES = {p.parent.name for p in (REPO / "src").glob("*/package.xml")}  # colcon builds these
 
 
 def apt_packages() -> dict[str, list[str]]:
@@ -170,3 +170,21 @@ def test_entrypoint_sources_ros_venv_then_workspace():
     assert "set -e" in entry
     r = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_package_xml_dependencies_are_installed_by_the_image():
+    """What rosdep would install for src/*/package.xml: every ROS dependency is in the apt list."""
+    import xml.etree.ElementTree as ET
+
+    apt = set(apt_packages())
+    missing = {}
+    for xml in sorted((REPO / "src").glob("*/package.xml")):
+        root = ET.parse(xml).getroot()
+        for tag in ("depend", "build_depend", "buildtool_depend", "exec_depend"):
+            for el in root.iter(tag):
+                name = el.text.strip()
+                if name in OWN_PACKAGES or name.startswith("python3-"):  # python3-*: the pip step
+                    continue
+                if "ros-jazzy-" + name.replace("_", "-") not in apt:
+                    missing.setdefault(xml.parent.name, []).append(name)
+    assert len(OWN_PACKAGES) >= 5 and not missing, f"not in apt-packages.txt: {missing}"
