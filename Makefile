@@ -82,6 +82,19 @@ colcon: install
 clean:
 	rm -rf build install log .pytest_cache
 
+# The README's picture of a real run (docs/images/): reruns `vla demo` whenever code, config or
+# checkpoints changed since the picture was made; fails (and keeps the old picture) on a wrong verdict.
+README_PICTURE_DEPS := $(shell find src config -type f \( -name '*.py' -o -name '*.yaml' -o -name '*.json' \
+  -o -name '*.pt' -o -name '*.safetensors' -o -name '*.npz' \) -not -path '*/__pycache__/*' 2>/dev/null)
+.PHONY: readme-picture
+readme-picture: docs/images/demo_keyframes.png
+
+docs/images/demo_keyframes.png: $(README_PICTURE_DEPS) | install
+	$(VENV)/bin/vla demo "pick up the red mug" --save results/readme_demo --quiet-nodes
+	mkdir -p docs/images
+	cp results/readme_demo/start_annotated.png docs/images/demo_start_annotated.png
+	cp results/readme_demo/keyframes.png $@
+
 # Fault and bad-input scenarios over the running sim graph (vla_sim.faults; table in
 # results/faults.md); the quick subset runs inside `make test` (tests/vla_sim/test_faults.py).
 .PHONY: test-faults soak

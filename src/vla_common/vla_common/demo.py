@@ -52,6 +52,7 @@ from vla_common.language import NotUnderstood, parse_instruction
 from vla_common.ros_env import apply_localhost_env
 from vla_common.status import parse_status
 
+LEGEND = "green: target (sim, for you) | dots: candidates, blue->red by score rank | yellow: chosen"
 DEMO_CAMERAS = ("top", "left")  # the top view and a side view (both 640 x 480 in the sim rig)
 END_EVENTS = ("task_succeeded", "task_failed", "instruction_not_understood", "instruction_refused")
 
@@ -563,7 +564,8 @@ def _save(result: DemoResult, driver: _Driver, out: Path, report: dict[str, Any]
         for cam, frames, name in (("top", top, "start_annotated.png"),
                                   ("left", side, "side_start_annotated.png")):
             if frames and cam in cams:
-                save_png(name, rec.annotate(frames[0][1], cams[cam], boxes, cands, scores, chosen, caption))
+                save_png(name, rec.annotate(frames[0][1], cams[cam], boxes, cands, scores, chosen, caption,
+                                            LEGEND))
         rows = [rec.keyframe_strip([(k, _frame_at(top, t)) for k, t in result.keyframes.items()])]
         if side:
             rows.append(rec.keyframe_strip([(k, _frame_at(side, t)) for k, t in result.keyframes.items()]))

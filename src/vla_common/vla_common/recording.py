@@ -78,12 +78,17 @@ def backproject(frame: Any, stride: int = 4) -> tuple[np.ndarray, np.ndarray]:
 
 
 def score_colours(scores: np.ndarray) -> np.ndarray:
-    """(C,) scores -> (C, 3) uint8 colours, blue (lowest) to red (highest) of this set."""
+    """(C,) scores -> (C, 3) uint8 colours by rank, blue (lowest) to red (highest) of this set.
+
+    By rank, not value: softmax scores put one candidate near 1 and the rest near 0, which a value
+    scale would paint all the same blue.
+    """
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if s.size == 0:
         return np.zeros((0, 3), dtype=np.uint8)
-    span = s.max() - s.min()
-    t = (s - s.min()) / span if span > 1e-12 else np.ones_like(s)
+    rank = np.empty(s.size)
+    rank[np.argsort(s, kind="stable")] = np.arange(s.size)
+    t = rank / (s.size - 1) if s.size > 1 and np.ptp(s) > 1e-12 else np.ones_like(s)
     return np.stack([255 * t, 64 + 96 * (1 - np.abs(2 * t - 1)), 255 * (1 - t)], 1).astype(np.uint8)
 
 
@@ -108,7 +113,7 @@ def _gripper_lines(T: np.ndarray, width_m: float = 0.085, finger_m: float = 0.04
 
 def annotate(img: np.ndarray, cam: Camera, boxes: dict[str, tuple[Any, Any]] | None = None,
              candidates: np.ndarray | None = None, scores: np.ndarray | None = None,
-             chosen: np.ndarray | None = None, caption: str = "") -> np.ndarray:
+             chosen: np.ndarray | None = None, caption: str = "", legend: str = "") -> np.ndarray:
     """Draw into a copy of ``img`` (H, W, 3) uint8 as seen by ``cam``.
 
     Args:
@@ -120,6 +125,7 @@ def annotate(img: np.ndarray, cam: Camera, boxes: dict[str, tuple[Any, Any]] | N
         scores: (C,) candidate scores (blue lowest, red highest; all cyan when None).
         chosen: (4, 4) chosen TCP pose, drawn as a gripper (white outline, yellow fingers).
         caption: a line of text at the top.
+        legend: a line of text at the bottom.
     """
     from PIL import Image, ImageDraw
 
@@ -163,6 +169,9 @@ def annotate(img: np.ndarray, cam: Camera, boxes: dict[str, tuple[Any, Any]] | N
     if caption:
         d.rectangle([0, 0, im.width, 14], fill=(0, 0, 0))
         d.text((4, 1), caption[:120], fill=(255, 255, 255))
+    if legend:
+        d.rectangle([0, im.height - 14, im.width, im.height], fill=(0, 0, 0))
+        d.text((4, im.height - 13), legend[:120], fill=(255, 255, 255))
     return np.asarray(im)
 
 
