@@ -26,7 +26,27 @@ from typing import Any
 
 ROBOTS = ("ur5", "humanoid_arm")
 CONFIG_ENV = "VLA_CONFIG_DIR"
-_REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _checkout_root() -> Path | None:
+    """The repository checkout this module runs from (a parent holding config/ and src/vla_common), or None.
+
+    Found by walking up from this file, not by a fixed number of levels, so it does not depend on
+    where the package sits (source tree, editable install).
+    """
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "config").is_dir() and (parent / "src" / "vla_common").is_dir():
+            return parent
+    return None
+
+
+def _installed_config() -> Path | None:
+    """``<prefix>/share/vla_common/config`` of a colcon/ament install this module runs from, or None."""
+    for parent in Path(__file__).resolve().parents:
+        cand = parent / "share" / "vla_common" / "config"
+        if cand.is_dir():
+            return cand
+    return None
 
 
 @dataclass
@@ -76,15 +96,15 @@ def config_dir() -> Path:
         if Path(env).is_dir():
             return Path(env)
         raise FileNotFoundError(f"${CONFIG_ENV}={env} is not a directory")
-    repo_config = _REPO_ROOT / "config"
-    if repo_config.is_dir() and (_REPO_ROOT / "src" / "vla_common").is_dir():
-        return repo_config
-    tried.append(str(repo_config))
+    root = _checkout_root()
+    if root is not None:
+        return root / "config"
+    tried.append(f"a checkout above {Path(__file__).resolve().parent}")
     # colcon install: <prefix>/lib/pythonX.Y/site-packages/vla_common/graph.py -> <prefix>/share/...
-    installed = Path(__file__).resolve().parents[4] / "share" / "vla_common" / "config"
-    if installed.is_dir():
+    installed = _installed_config()
+    if installed is not None:
         return installed
-    tried.append(str(installed))
+    tried.append(f"share/vla_common/config above {Path(__file__).resolve().parent}")
     try:
         from ament_index_python.packages import get_package_share_directory
 

@@ -41,16 +41,24 @@ from vla_perception.sources import (
     realsense_topics,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
 
 def resolve_config_path(path: str) -> Path:
-    """An absolute path, or a relative one found under $VLA_CONFIG_DIR/.., the cwd or the repository."""
+    """An absolute path, or a relative one (``config/rig_sim.yaml``) found where config lives.
+
+    Relative paths are looked up next to the config directory (:func:`vla_common.graph.config_dir`:
+    $VLA_CONFIG_DIR, the checkout's or the installed package's), then under the cwd.
+    """
+    from vla_common.graph import config_dir
+
     p = Path(path)
     if p.is_absolute():
         return p
     roots = [Path(os.environ["VLA_CONFIG_DIR"]).parent] if "VLA_CONFIG_DIR" in os.environ else []
-    roots += [Path.cwd(), REPO_ROOT]
+    try:
+        roots.append(config_dir().parent)
+    except FileNotFoundError:
+        pass
+    roots.append(Path.cwd())
     for root in roots:
         if (root / p).is_file():
             return root / p
