@@ -20,7 +20,7 @@ def _load(name: str):
     return module
 
 
-@pytest.mark.parametrize("name", ["sim.launch.py", "robot.launch.py"])
+@pytest.mark.parametrize("name", ["sim.launch.py", "robot.launch.py", "gazebo.launch.py"])
 def test_launch_file_imports_without_launch_package(name):
     assert callable(_load(name).generate_launch_description)
 
