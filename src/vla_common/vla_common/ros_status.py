@@ -25,17 +25,21 @@ class StatusPublisher:
         node: the rclpy node.
         name: the ``node`` field of every event.
         qos: the writer's QoS (EVENT_QOS; the task owner uses EVENT_LATCHED_QOS).
+        log: also log each event (perception, at 1 Hz of clouds, does not).
         always: fields added to every event (e.g. ``robot``).
     """
 
-    def __init__(self, node: Any, name: str, qos: QoSProfile = EVENT_QOS, **always: Any) -> None:
-        self.node, self.name, self.always = node, name, always
+    def __init__(self, node: Any, name: str, qos: QoSProfile = EVENT_QOS, log: bool = True,
+                 **always: Any) -> None:
+        self.node, self.name, self.always, self.log = node, name, always, log
         self.pub = node.create_publisher(String, topics.STATUS, qos)
 
     def __call__(self, event: str, level: str = "info", detail: str = "", **fields: Any) -> str:
         """Publish one event; returns the JSON text."""
         text = make_status(self.name, event, level, detail, **{**self.always, **fields})
         self.pub.publish(String(data=text))
+        if not self.log:
+            return text
         log = self.node.get_logger()
         # rclpy ties a severity to each call site, so one call per level
         if level == "info":

@@ -32,15 +32,15 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, PointCloud2
-from std_msgs.msg import Bool, Empty, Float64, String
+from std_msgs.msg import Bool, Empty, Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_common import topics
 from vla_common.conversions import joint_state_to_numpy, pointcloud2_to_numpy, pose_stamped_to_matrix
 from vla_common.node_runner import spin_node
-from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
+from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
 from vla_common.ros_params import at_least, in_range, positive, validate_on_set
-from vla_common.status import make_status
+from vla_common.ros_status import StatusPublisher
 from vla_common.transforms import pose_to_matrix
 from vla_executor.backends import make_backend
 from vla_executor.execution import (
@@ -128,7 +128,8 @@ class ExecutorNode(Node):
 
         self.traj_pub = self.create_publisher(JointTrajectory, arm_topic, RELIABLE_QOS)
         self.gripper_pub = self.create_publisher(Float64, gripper_topic, RELIABLE_QOS)
-        self.status_pub = self.create_publisher(String, "/vla/status", EVENT_QOS)
+        self._status_out = StatusPublisher(self, "executor", robot=self.robot_name)
+        self.status_pub = self._status_out.pub
         # callback groups: e-stop/cancel never wait behind planning (module docstring)
         self._safety_group = MutuallyExclusiveCallbackGroup()
         self._plan_group = MutuallyExclusiveCallbackGroup()
@@ -227,15 +228,7 @@ class ExecutorNode(Node):
                 self._status(c.event, c.level, c.detail, **c.fields)
 
     def _status(self, event: str, level: str, detail: str, **fields) -> None:
-        text = make_status("executor", event, level, detail, robot=self.robot_name, **fields)
-        self.status_pub.publish(String(data=text))
-        # rclpy fixes the severity per call site, so each level has its own call
-        if level == "info":
-            self.get_logger().info(f"{event}: {detail}")
-        elif level == "warn":
-            self.get_logger().warning(f"{event}: {detail}")
-        else:
-            self.get_logger().error(f"{event}: {detail}")
+        self._status_out(event, level, detail, **fields)
 
     def destroy_node(self) -> None:
         """Release the collision client too."""

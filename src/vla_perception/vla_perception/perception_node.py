@@ -26,12 +26,12 @@ from pathlib import Path
 
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from std_msgs.msg import Empty, String
+from std_msgs.msg import Empty
 
 from vla_common import conversions as conv
 from vla_common.node_runner import spin_node
-from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
-from vla_common.status import make_status
+from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
+from vla_common.ros_status import StatusPublisher
 from vla_perception.fusion import FusionConfig, NoUsableViewError
 from vla_perception.pipeline import PerceptionConfig, PerceptionPipeline
 from vla_perception.sources import (
@@ -119,7 +119,8 @@ class PerceptionNode(Node):
         self.pipeline = PerceptionPipeline(cfg)
 
         self.cloud_pub = self.create_publisher(PointCloud2, "/vla/feature_cloud", RELIABLE_QOS)
-        self.status_pub = self.create_publisher(String, "/vla/status", EVENT_QOS)
+        self._status_out = StatusPublisher(self, self.get_name(), log=False)
+        self.status_pub = self._status_out.pub
         prefix = gp("camera_prefix").value
         for cam in self.cameras if self.camera_source == "topics" else []:
             topics = realsense_topics(cam, prefix)
@@ -181,7 +182,7 @@ class PerceptionNode(Node):
 
     # ------------------------------------------------------------------ output
     def _status(self, event: str, level: str, detail: str, **fields) -> None:
-        self.status_pub.publish(String(data=make_status(self.get_name(), event, level, detail, **fields)))
+        self._status_out(event, level, detail, **fields)
 
     def _lookup_tf(self) -> None:
         """Replace rig-YAML extrinsics with /tf_static ones as they become available (tf2 only)."""

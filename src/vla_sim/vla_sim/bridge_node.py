@@ -50,7 +50,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64, String
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_common.status import make_status
+from vla_common.ros_status import StatusPublisher
 
 try:  # the foundation's conversions (sensor_msgs <-> numpy)
     from vla_common.conversions import (
@@ -59,7 +59,7 @@ try:  # the foundation's conversions (sensor_msgs <-> numpy)
         numpy_to_image,
         s_to_time,
     )
-    from vla_common.qos import EVENT_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
+    from vla_common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 except ImportError as exc:  # pragma: no cover (vla_common ships them)
     raise ImportError(f"vla_sim.bridge_node needs vla_common.conversions and vla_common.qos: {exc}") from exc
 
@@ -131,7 +131,8 @@ class SimBridgeNode(Node):
         self.world = SimWorld(
             robot=self.robot_name, renderer=self.renderer, seed=self.seed, render_size=(width, height)
         )
-        self.status_pub = self.create_publisher(String, "/vla/status", EVENT_QOS)
+        self._status_out = StatusPublisher(self, NODE_NAME)
+        self.status_pub = self._status_out.pub
         self.clock_pub = self.create_publisher(Clock, "/clock", RELIABLE_QOS)
         self.joint_pub = self.create_publisher(JointState, "/joint_states", SENSOR_QOS)
         self.rig_pub = self.create_publisher(String, "/cameras/rig_calibration", LATCHED_QOS)
@@ -325,13 +326,7 @@ class SimBridgeNode(Node):
                 )
 
     def _status(self, event: str, detail: str, level: str = "info", **fields) -> None:
-        msg = String()
-        msg.data = make_status(NODE_NAME, event, level, detail, **fields)
-        self.status_pub.publish(msg)
-        if level == "info":  # one call site per severity (rclpy loggers require it)
-            self.get_logger().info(f"{event}: {detail}")
-        else:
-            self.get_logger().warning(f"{event}: {detail}")
+        self._status_out(event, level, detail, **fields)
 
     def destroy_node(self) -> None:
         """Close the PyBullet client with the node."""
