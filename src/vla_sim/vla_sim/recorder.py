@@ -108,10 +108,11 @@ class EpisodeRecorder:
         else:
             pts = [backproject(f) for f in shown]
             self.rec.cloud(np.concatenate([p[0] for p in pts]), np.concatenate([p[1] for p in pts]))
+        idx = None
         if decision is not None and len(getattr(decision, "candidates", [])):
             idx = int(decision.index) if int(decision.index) >= 0 else None
-            self.rec.candidates(decision.candidates, decision.scores, idx, kind=phase)
-        if pose is not None:
+            self.rec.candidates(decision.candidates, decision.scores, idx, kind=phase)  # logs the chosen one
+        if pose is not None and idx is None:
             self.rec.chosen(pose, phase)
         self.rec.event(f"{phase} decision: {'pose chosen' if pose is not None else 'nothing proposed'}")
 
