@@ -577,7 +577,7 @@ def _save(result: DemoResult, driver: _Driver, out: Path, report: dict[str, Any]
         try:
             rec.write_video(small, out / "episode.mp4", out / "episode.gif")
             written += ["episode.mp4", "episode.gif"]
-        except (OSError, RuntimeError) as exc:  # ffmpeg missing or failing: keep the GIF
+        except (OSError, RuntimeError, ImportError) as exc:  # no or a failing ffmpeg: keep the GIF
             print(f"[demo] no MP4 ({exc}); writing the GIF only", flush=True)
             rec.write_video(small, None, out / "episode.gif")
             written.append("episode.gif")
@@ -590,9 +590,12 @@ def _save(result: DemoResult, driver: _Driver, out: Path, report: dict[str, Any]
             tcp = _tcp_path(driver.joints, robot)
         except (ImportError, ValueError, OSError) as exc:
             print(f"[demo] no TCP trajectory in the recording: {exc}", flush=True)
-        _record(out / "episode.rrd", driver, events, event_t, cams,
-                {k.split(": ", 1)[1]: v for k, v in boxes.items() if k.startswith("target")}, tcp)
-        written.append("episode.rrd")
+        try:
+            _record(out / "episode.rrd", driver, events, event_t, cams,
+                    {k.split(": ", 1)[1]: v for k, v in boxes.items() if k.startswith("target")}, tcp)
+            written.append("episode.rrd")
+        except RuntimeError as exc:  # rerun-sdk missing: say so, keep the pictures
+            print(f"[demo] no recording: {exc}", flush=True)
     written.append("summary.json")
     result.files = written
     summary = {k: v for k, v in result.__dict__.items()}

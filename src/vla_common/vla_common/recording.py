@@ -243,7 +243,11 @@ class EpisodeRecording:
     """
 
     def __init__(self, path: Path, name: str = "vla_episode") -> None:
-        import rerun as rr
+        try:
+            import rerun as rr
+        except ImportError as exc:
+            raise RuntimeError("recording needs rerun-sdk (pinned in requirements.txt: "
+                               "pip install rerun-sdk==0.41.0)") from exc
 
         self.rr = rr
         self.path = Path(path)
