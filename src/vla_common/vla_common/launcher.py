@@ -132,6 +132,7 @@ class Launcher:
         self._cmds: dict[str, list[str]] = {}
         self._pending: dict[str, float] = {}  # name -> monotonic time to restart it
         self._announce = announce
+        self.enclave_root = ""  # e.g. "/vla": node <name> gets --enclave /vla/<name> (SROS2)
         self.announcer: StatusAnnouncer | None = None
 
     # ---------------------------------------------------------------- commands
@@ -151,6 +152,8 @@ class Launcher:
                     problems.append(f"node '{node.name}': parameter file {path} does not exist")
             try:
                 cmds[node.name] = node_command(node) + ros_args(node, config, self.extra_params_files)
+                if self.enclave_root:  # SROS2: each node runs as its own enclave of the keystore
+                    cmds[node.name] += ["--enclave", f"{self.enclave_root.rstrip('/')}/{node.name}"]
             except FileNotFoundError as exc:
                 problems.append(str(exc))
         if problems:
@@ -188,7 +191,8 @@ class Launcher:
         cmds = self.commands()
         self._cmds = cmds
         if self._announce and self.announcer is None:
-            self.announcer = StatusAnnouncer.create(self.env, self.emit)
+            enclave = f"{self.enclave_root.rstrip('/')}/{LAUNCHER}" if self.enclave_root else ""
+            self.announcer = StatusAnnouncer.create(self.env, self.emit, enclave)
             if self.announcer is not None:
                 self.exit_callbacks.append(self.announcer.node_exited)
         try:
@@ -333,7 +337,7 @@ class StatusAnnouncer:
 
     OWNER = "policy"
 
-    def __init__(self, env: dict[str, str], emit: Callable[[str, str], None]) -> None:
+    def __init__(self, env: dict[str, str], emit: Callable[[str, str], None], enclave: str = "") -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import String
@@ -344,7 +348,8 @@ class StatusAnnouncer:
         self._emit = emit
         self.ctx = rclpy.Context()
         domain = env.get("ROS_DOMAIN_ID", "")
-        rclpy.init(context=self.ctx, domain_id=int(domain) if domain.isdigit() else None)
+        rclpy.init(context=self.ctx, domain_id=int(domain) if domain.isdigit() else None,
+                   args=["--ros-args", "--enclave", enclave] if enclave else None)
         self.node = rclpy.create_node("vla_launch", context=self.ctx)
         self.pub = self.node.create_publisher(String, "/vla/status", EVENT_QOS)
         self.open_task: str | None = None
@@ -356,10 +361,11 @@ class StatusAnnouncer:
         self._thread.start()
 
     @classmethod
-    def create(cls, env: dict[str, str], emit: Callable[[str, str], None]) -> StatusAnnouncer | None:
-        """An announcer, or None (with a log line) where rclpy is not importable."""
+    def create(cls, env: dict[str, str], emit: Callable[[str, str], None], enclave: str = ""
+               ) -> StatusAnnouncer | None:
+        """An announcer, or None (with a log line) where rclpy is not importable or cannot start."""
         try:
-            return cls(env, emit)
+            return cls(env, emit, enclave)
         except Exception as exc:  # noqa: BLE001 - the graph runs without announcements
             emit(LAUNCHER, f"no /vla/status announcements ({type(exc).__name__}: {exc})")
             return None
@@ -431,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     p.add_argument("--respawn", type=int, default=None,
                    help="restart a node that exits up to N times (default: 3 for sim and robot, 0 for test)")
+    p.add_argument("--enclave-root", default="",
+                   help="SROS2: run node <name> as enclave <root>/<name> (with ROS_SECURITY_KEYSTORE, "
+                        "ROS_SECURITY_ENABLE=true, ROS_SECURITY_STRATEGY=Enforce; see the README)")
     p.add_argument("--no-announce", dest="announce", action="store_false",
                    help="do not publish node_exited events on /vla/status")
     return p
@@ -466,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)  # the announcer's own rclpy context joins the nodes' DDS domain
     launcher = Launcher(nodes, env=env, extra_params_files=args.params_file, respawn=respawn,
                         announce=args.announce and args.graph != "test" and not args.dry_run)
+    launcher.enclave_root = args.enclave_root
     try:
         if args.dry_run:
             for name, cmd in launcher.commands().items():
