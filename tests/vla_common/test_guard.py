@@ -42,6 +42,9 @@ def test_guarded_callback_reports_and_survives(ros_localhost_env):
         sub.callback(String(data="7"))
         assert handled == [7]
         assert guard.counts["/guard_test/in"] == 1
+        late = node.create_subscription(String, "/guard_test/late", on_msg, EVENT_QOS)  # e.g. on_configure
+        late.callback(String(data="x"))
+        assert guard.counts["/guard_test/late"] == 1
         ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
         end = time.monotonic() + 10

@@ -125,12 +125,28 @@ def _shutting_down(exc: BaseException) -> bool:
 
 
 def guard_callbacks(node: Any) -> CallbackGuard:
-    """Wrap every subscription and timer callback ``node`` has now; returns the guard (counts)."""
+    """Wrap every subscription and timer callback of ``node``; returns the guard (counts).
+
+    Those the node has now are wrapped in place; ``create_subscription`` / ``create_timer`` are
+    wrapped too, so entities made later (a lifecycle node's ``on_configure``) are guarded as well.
+    """
     guard = CallbackGuard(node)
     for sub in list(getattr(node, "subscriptions", [])):
         sub.callback = guard.wrap(sub.callback, sub.topic_name, "bad_message")
     for tmr in list(getattr(node, "timers", [])):
         name = getattr(tmr.callback, "__name__", "timer")
         tmr.callback = guard.wrap(tmr.callback, f"timer {name}", "callback_error")
+    create_sub, create_timer = node.create_subscription, node.create_timer
+
+    def create_subscription(msg_type: Any, topic: str, callback: Callable[..., Any], *args: Any,
+                            **kwargs: Any) -> Any:
+        return create_sub(msg_type, topic, guard.wrap(callback, topic, "bad_message"), *args, **kwargs)
+
+    def create_timer_guarded(period: float, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        name = getattr(callback, "__name__", "timer")
+        return create_timer(period, guard.wrap(callback, f"timer {name}", "callback_error"), *args, **kwargs)
+
+    node.create_subscription = create_subscription
+    node.create_timer = create_timer_guarded
     node._vla_guard = guard
     return guard

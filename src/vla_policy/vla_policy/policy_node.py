@@ -352,6 +352,7 @@ class PolicyNode(Node):
             self.motion_result = ev
         elif (ev.get("event") == "node_exited" and self.task is not None
               and ev.get("name") in ("perception", "executor", "sim_bridge")):
+            self.motion_cancel_pub.publish(Empty())  # an executor waiting on a dead robot/sim stops now
             self._end(False, f"node '{ev.get('name')}' died mid-task ({ev.get('exit', '?')}); the launcher "
                              "restarts it, send the instruction again", reason="node_died")
 
@@ -361,6 +362,7 @@ class PolicyNode(Node):
         if now != self._clock_seen[0]:
             self._clock_seen = (now, wall)
         elif self.task is not None and wall - self._clock_seen[1] > self.clock_stall_s:
+            self.motion_cancel_pub.publish(Empty())
             self._end(False, f"the clock stopped: no time update for {wall - self._clock_seen[1]:.0f} s "
                              "(is the sim bridge / robot driver publishing /clock?)", reason="clock_stopped")
 
