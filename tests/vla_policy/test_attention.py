@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from vla_policy.attention import ATTENTION_TYPES, DSSAttention, _read_weights, make_attention
+from vla_policy.attention import ATTENTION_TYPES, DSSAttention, _read_weights, make_attention, zorder_codes
 
 torch.set_num_threads(1)
 B, NQ, NK, D, H = 2, 5, 40, 32, 4
@@ -103,9 +103,11 @@ def test_gradients_reach_every_parameter_and_input(name):
         assert p.grad.abs().sum() > 0, f"{name}: zero grad for {pname}"
 
 
-def test_dssa_sparse_branch_exactly_zero_where_scores_negative():
+@pytest.mark.parametrize("neighbourhood", ["rank", "serial"])
+def test_dssa_sparse_branch_exactly_zero_where_scores_negative(neighbourhood):
     q, k, v, qp, kp, _ = _inputs()
-    attn = _make("dssa")
+    torch.manual_seed(0)
+    attn = DSSAttention(D, H, neighbourhood=neighbourhood, window=64)  # serial: one window holds all keys
     attn(q, k, v, q_pos=qp, k_pos=kp)
     qh, kh, _ = attn._project(q, k, v)
     s = attn.scores(qh, kh, qp, kp)
@@ -328,3 +330,124 @@ def test_mgfa_old_checkpoint_format_gives_clear_error():
     with pytest.raises(ValueError, match="retrain"):
         attn.load_state_dict(old)
     attn.load_state_dict(_mgfa().state_dict())  # the current format loads
+
+
+def _perturbed_dssa(window=16, n=70, seed=0):
+    """A serial DSSA with every parameter moved off its initial value, and a padded self-attention input."""
+    torch.manual_seed(seed)
+    attn = DSSAttention(D, H, window=window)
+    with torch.no_grad():
+        attn.conv_weight.add_(0.3 * torch.randn_like(attn.conv_weight))
+        attn.conv_bias.add_(0.1 * torch.randn(H))
+        attn.rel_bias.table.copy_(torch.randn_like(attn.rel_bias.table))
+        attn.fusion_logits.copy_(torch.randn(2))
+        attn.sparse_norm.weight.add_(0.1 * torch.randn(D // H))
+    x = torch.randn(B, n, D)
+    pos = torch.rand(B, n, 3) * 0.3
+    kpm = torch.zeros(B, n, dtype=torch.bool)
+    kpm[0, 50:] = True
+    kpm[1, ::7] = True
+    return attn, x, pos, kpm
+
+
+def test_dssa_serial_fused_kernel_equals_plain_autograd_in_outputs_and_gradients():
+    """The hand-written backward of the fused window kernel against autograd on the same formulas."""
+    attn, x0, pos, kpm = _perturbed_dssa()
+    g = torch.randn(B, x0.shape[1], D)
+    res = []
+    for fused in (True, False):
+        attn.fused = fused
+        attn.zero_grad()
+        x = x0.clone().requires_grad_(True)
+        out, _ = attn(x, x, x, key_padding_mask=kpm, q_pos=pos, k_pos=pos)
+        out.backward(g)
+        res.append((out.detach(), x.grad, {n: p.grad.clone() for n, p in attn.named_parameters()}))
+    (o1, gx1, gp1), (o2, gx2, gp2) = res
+    torch.testing.assert_close(o1, o2, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(gx1, gx2, atol=1e-5, rtol=1e-4)
+    for name in gp1:
+        torch.testing.assert_close(gp1[name], gp2[name], atol=1e-4, rtol=1e-4, msg=name)
+    assert gp1["conv_weight"].abs().sum() > 0 and gp1["rel_bias.table"].abs().sum() > 0
+
+
+def test_dssa_serial_windows_restrict_attention_to_z_order_windows():
+    attn, x, pos, _ = _perturbed_dssa(window=16, n=64)
+    attn(x, x, x, q_pos=pos, k_pos=pos, need_weights=True)
+    a_s = attn._last_sparse  # (B, H, N, N) in the given token order
+    order = zorder_codes(pos, None).sort(dim=1, stable=True).indices
+    rank = order.argsort(1)  # (B, N) Z-order position of each token
+    for h, off in ((0, 0), (H - 1, 8)):  # first head: windows at 0; last head: shifted by w / 2
+        win = (rank + off) // 16
+        outside = win[:, :, None] != win[:, None, :]  # (B, N, N)
+        assert torch.all(a_s[:, h][outside] == 0)
+        assert (a_s[:, h][~outside] > 0).any()
+
+
+def test_dssa_dense_branch_mixes_spatial_neighbours_not_rank_neighbours():
+    """Tokens alternate between two clusters 1 m apart, as relevance rank can interleave far objects.
+
+    Token i's output must follow its spatial (Z-order) neighbour j and ignore token i + 1, its
+    neighbour in the given (rank) order but 1 m away. Dense branch alone (fusion weight ~1).
+    """
+    n = 128
+    g = torch.Generator().manual_seed(3)
+    pos = torch.rand(1, n, 3, generator=g) * 0.05
+    pos[0, 1::2, 0] += 1.0  # odd tokens: the far cluster
+    x = torch.randn(1, n, D, generator=g)
+    torch.manual_seed(0)
+    attn = DSSAttention(D, H, window=16)
+    with torch.no_grad():
+        attn.conv_weight.add_(0.3 * torch.randn_like(attn.conv_weight))
+        attn.fusion_logits.copy_(torch.tensor([30.0, -30.0]))  # dense branch only
+    order = zorder_codes(pos, None).sort(dim=1, stable=True).indices[0]
+    i = int(order[32])  # middle of the near cluster's 64 Z-ordered tokens: its windows stay inside it
+    j = int(order[33])  # next along the Z-order curve
+    assert i % 2 == 0 and float((pos[0, i] - pos[0, j]).norm()) < 0.05
+    assert float((pos[0, i] - pos[0, i + 1]).norm()) > 0.9
+    base, _ = attn(x, x, x, q_pos=pos, k_pos=pos)
+    for other, should_change in ((i + 1, False), (j, True)):
+        y = x.clone()
+        y[0, other] = torch.randn(D, generator=g) * 3
+        out, _ = attn(y, y, y, q_pos=pos, k_pos=pos)
+        moved = float((out[0, i] - base[0, i]).detach().abs().max())
+        assert (moved > 1e-3) == should_change, (other, moved)
+    # the legacy order-based DSSA mixes the rank neighbour into token i's output
+    legacy = DSSAttention(D, H, neighbourhood="rank")
+    legacy.load_state_dict(attn.state_dict())
+    y = x.clone()
+    y[0, i + 1] = torch.randn(D, generator=g) * 3
+    assert not torch.allclose(legacy(x, x, x, q_pos=pos, k_pos=pos)[0][0, i],
+                              legacy(y, y, y, q_pos=pos, k_pos=pos)[0][0, i], atol=1e-3)
+
+
+def test_dssa_serial_needs_positions_and_checks_its_arguments():
+    x = torch.randn(B, NK, D)
+    with pytest.raises(ValueError, match="positions"):
+        DSSAttention(D, H)(x, x, x)
+    with pytest.raises(ValueError, match="neighbourhood"):
+        DSSAttention(D, H, neighbourhood="voxel")
+    with pytest.raises(ValueError, match="window"):
+        DSSAttention(D, H, window=1)
+
+
+def test_dssa_serial_has_no_quadratic_tensor():
+    """The fused self-attention path builds nothing of size N x N (only window maps, N x w)."""
+    n, w = 256, 16
+    attn = DSSAttention(D, H, window=w)
+    x = torch.randn(1, n, D, requires_grad=True)
+    pos = torch.rand(1, n, 3)
+
+    class Watch(TorchDispatchMode):
+        biggest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor):
+                    Watch.biggest = max(Watch.biggest, t.numel())
+            return out
+
+    with Watch():
+        out, _ = attn(x, x, x, q_pos=pos, k_pos=pos)
+        out.sum().backward()
+    assert Watch.biggest < n * n, Watch.biggest  # an (N, N) map of one head would be n * n

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from synthetic import make_batch
@@ -114,3 +116,66 @@ def test_relevance_pool_needs_two_stage_and_old_configs_load_without_it():
     cfg = PolicyConfig.from_dict(old)  # a checkpoint saved before the field existed
     assert not cfg.relevance_pool
     assert not hasattr(PolicyModel(cfg), "pool_weight")
+
+
+def test_posa_anchor_and_attention_depend_on_the_pose_orientation():
+    """PosA with ``posa_anchor="pose"``: rotate the expert / candidate pose about its position."""
+    from vla_policy.model import TARGET_POSE, quat_to_matrix
+
+    torch.manual_seed(0)
+    model = PolicyModel(PolicyConfig.from_variant("SR+PosA", **SMALL))
+    legacy = PolicyModel(PolicyConfig.from_variant("SR+PosA", posa_anchor="position", **SMALL))
+    assert model.cfg.posa_anchor == "pose" and hasattr(model.cross, "anchor_log_sigma")
+    assert not hasattr(legacy.cross, "anchor_log_sigma")
+    # the anchor is elongated along the TCP closing axis y: 3 cm along y outweighs 3 cm along x
+    pts = torch.tensor([[[0.03, 0.0, 0.0], [0.0, 0.03, 0.0]]])
+    a = model._anchor(pts, torch.zeros(1, 2, dtype=torch.bool), torch.zeros(1, 3), torch.eye(3)[None])
+    assert a[0, 1] > 2 * a[0, 0]
+    batch = make_batch(3)
+    quat_a = torch.tensor([0.0, 0.0, 0.0, 1.0]).expand(3, 4)
+    quat_b = torch.tensor([0.0, 0.0, math.sin(math.pi / 4), math.cos(math.pi / 4)]).expand(3, 4)  # 90 deg, z
+    for m, should_change in ((model, True), (legacy, False)):
+        out = m(batch)
+        losses = []
+        for quat in (quat_a, quat_b):
+            batch[TARGET_POSE] = torch.cat([batch["target_xyz"], quat], -1)
+            losses.append(m.loss(batch, out)[1]["posa"])
+        assert (abs(losses[0] - losses[1]) > 1e-4) == should_change, (m.cfg.posa_anchor, losses)
+        # the cross-attention itself: same queries, the candidates' rotations differ only
+        q = torch.randn(3, 12, SMALL["d_model"])
+        kv = torch.randn(3, 32, SMALL["d_model"])
+        kxyz = batch["xyz"][:, :32]
+        cxyz = batch["candidates"][..., :3]
+        _, w_a = m.cross(q, kv, None, cxyz, kxyz, quat_to_matrix(quat_a[:, None].expand(3, 12, 4)))
+        _, w_b = m.cross(q, kv, None, cxyz, kxyz, quat_to_matrix(quat_b[:, None].expand(3, 12, 4)))
+        assert (not torch.allclose(w_a, w_b, atol=1e-5)) == should_change
+
+
+def test_old_checkpoint_configs_load_with_the_old_dssa_and_posa():
+    """Configs saved before ``dssa_neighbourhood`` / ``posa_anchor`` existed keep the old behaviour."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from vla_policy.policy import CHECKPOINT_DIR
+
+    new = PolicyConfig.from_variant("SR+PosA", **SMALL)
+    assert new.dssa_neighbourhood == "serial" and new.posa_anchor == "pose"  # new models: new behaviour
+    old = new.to_dict()
+    for name in ("dssa_neighbourhood", "dssa_window", "posa_anchor", "posa_sigma_tcp_m"):
+        old.pop(name)
+    cfg = PolicyConfig.from_dict(old)
+    assert cfg.dssa_neighbourhood == "rank" and cfg.posa_anchor == "position"
+    model = PolicyModel(cfg)
+    assert model.layers[0].attn.neighbourhood == "rank" and not hasattr(model.cross, "anchor_log_sigma")
+    # the DSSA parameters are the same in both forms: new weights (less the PosA widths) load strictly
+    state = {k: v for k, v in PolicyModel(new).state_dict().items() if "anchor_log_sigma" not in k}
+    model.load_state_dict(state)
+    shipped = [d for d in sorted(CHECKPOINT_DIR.glob("SR*")) if (d / "config.json").is_file()]
+    for d in shipped:  # shipped checkpoints saved before the fields: old behaviour, strict load
+        saved = json.loads((d / "config.json").read_text())["policy"]
+        if "dssa_neighbourhood" in saved:
+            continue
+        m = PolicyModel(PolicyConfig.from_dict(saved))
+        assert m.cfg.dssa_neighbourhood == "rank" and m.cfg.posa_anchor == "position", d.name
+        m.load_state_dict({k: v.float() for k, v in load_file(str(d / "model.safetensors")).items()})

@@ -207,13 +207,268 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+DSSA_NEIGHBOURHOODS = ("serial", "rank")
+ZORDER_BITS = 10  # grid cells per axis = 2**10 over the cloud's bounding cube
+_INVALID_CODE = 1 << (3 * ZORDER_BITS)  # sorts padded tokens after every real one
+
+
+def _spread_bits(x: torch.Tensor) -> torch.Tensor:
+    """Interleave two zero bits after each of the low 10 bits of ``x`` (int64), for Morton codes."""
+    x = x & 0x3FF
+    x = (x | (x << 16)) & 0x030000FF
+    x = (x | (x << 8)) & 0x0300F00F
+    x = (x | (x << 4)) & 0x030C30C3
+    return (x | (x << 2)) & 0x09249249
+
+
+def zorder_codes(pos: torch.Tensor, valid: torch.Tensor | None, ref: torch.Tensor | None = None,
+                 ref_valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Z-order (Morton) codes (B, N) int64 of 3D positions on a cubic grid over the valid points.
+
+    ``pos`` (B, N, 3) metres; ``valid`` (B, N) bool (None: all). The grid spans the bounding cube
+    of ``ref`` (default ``pos``) over its valid points, ``2**ZORDER_BITS`` cells per axis (about
+    0.5 mm for a 0.5 m scene); cells are cubes (one scale for the three axes). Invalid points get
+    ``_INVALID_CODE``, larger than any real code, so a stable sort puts them last.
+    """
+    ref = pos if ref is None else ref
+    ref_valid = valid if ref is pos else ref_valid
+    rv = torch.ones(ref.shape[:2], dtype=torch.bool, device=ref.device) if ref_valid is None else ref_valid
+    big = torch.finfo(ref.dtype).max
+    lo = ref.masked_fill(~rv[..., None], big).amin(1, keepdim=True)  # (B, 1, 3)
+    hi = ref.masked_fill(~rv[..., None], -big).amax(1, keepdim=True)
+    lo = torch.where(rv.any(1)[:, None, None], lo, torch.zeros_like(lo))
+    ext = (hi - lo).amax(-1, keepdim=True).clamp(min=1e-6)  # (B, 1, 1) one scale: cubic cells
+    cells = (1 << ZORDER_BITS) - 1
+    g = ((pos - lo) / ext * cells).round().clamp(0, cells).long()  # (B, N, 3)
+    code = _spread_bits(g[..., 0]) | (_spread_bits(g[..., 1]) << 1) | (_spread_bits(g[..., 2]) << 2)
+    if valid is not None:
+        code = code.masked_fill(~valid, _INVALID_CODE)
+    return code
+
+
+def _window_groups(num_heads: int, n: int, window: int) -> list[tuple[int, int, int]]:
+    """(first head, end head, offset) per head group of the serial DSSA.
+
+    The sequence (N tokens in Z-order) is cut into windows of ``window`` tokens; the second half
+    of the heads uses windows shifted by ``window // 2`` (Swin's shifted windows, on the
+    serialised order), so a token near a window edge still sees its neighbours on both sides.
+    With one head, or when everything fits one window, there is a single unshifted group.
+    """
+    if num_heads == 1 or n <= window:
+        return [(0, num_heads, 0)]
+    return [(0, num_heads // 2, 0), (num_heads // 2, num_heads, window // 2)]
+
+
+class _SerialWindowDSSA(torch.autograd.Function):
+    """DSSA on serialisation windows, fused: output (B, N, D) from the projected ``[q | k | v]`` (B, N, 3D).
+
+    Formulas in ``DSSAttention`` (``neighbourhood="serial"``). Works one (sample, head group) at a
+    time; saves only its inputs (``qkv`` exists anyway, for the projection's backward) and the
+    windows' distance-bucket indices (uint8, (N + w) w bytes per sample and group), and recomputes
+    the (H, N / w, w, w) window maps in the backward, so nothing of size (B, H, N, N) or
+    (B, H, N, w) outlives a step of the loop. The backward is written out by hand (checked against
+    plain autograd on the same formulas in the tests).
+    """
+
+    @staticmethod
+    def _layout(rows, val, h0, h1, off, window, dh, kk):
+        """Window layout of one (sample, head group) from its Z-ordered rows (N, 3D) -> dict."""
+        n, d = rows.shape[0], rows.shape[1] // 3
+        hg = h1 - h0
+        c0, c1 = h0 * dh, h1 * dh
+        vf = val.to(rows.dtype)[None, :, None]  # (1, N, 1)
+        qs = rows[:, c0:c1].view(n, hg, dh).transpose(0, 1) * vf  # (Hg, N, Dh) zero at padding
+        ks = rows[:, d + c0:d + c1].view(n, hg, dh).transpose(0, 1) * vf
+        vs = rows[:, 2 * d + c0:2 * d + c1].view(n, hg, dh).transpose(0, 1)
+        length = -(-(n + off) // window) * window  # layout length L: whole windows
+        back = length - n - off
+        p = kk // 2
+        nw = length // window
+        qpad = F.pad(qs, (0, 0, p + off, p + back))  # (Hg, L + 2p, Dh): conv halo + window padding
+        kpad = F.pad(ks, (0, 0, p + off, p + back))
+        # q_cat[t] = [q[t - p], ..., q[t + p]]: the score convolution as one product (see dense_scores)
+        q_cat = qpad.unfold(1, kk, 1).transpose(-2, -1).reshape(hg, nw, window, kk * dh)  # (Hg, nw, w, k Dh)
+        kunf = kpad.unfold(1, kk, 1)  # (Hg, L, Dh, k) view
+        return dict(n=n, hg=hg, c0=c0, c1=c1, off=off, back=back, length=length, p=p, nw=nw, vf=vf,
+                    qpad=qpad, kpad=kpad, q_cat=q_cat, kunf=kunf,
+                    qc=qpad[:, p:p + length].reshape(hg, nw, window, dh),
+                    kc=kpad[:, p:p + length].reshape(hg, nw, window, dh),
+                    vw=F.pad(vs, (0, 0, off, back)).reshape(hg, nw, window, dh),
+                    kv=F.pad(val, (off, back)).reshape(1, nw, 1, window))  # valid keys
+
+    @staticmethod
+    def _maps(lay, conv_w, conv_b, tab_t, bidx, h0, h1, scale, gain, eps):
+        """Window maps and branch outputs for one (sample, head group)."""
+        hg, nw, window, length = lay["hg"], lay["nw"], lay["kv"].shape[-1], lay["length"]
+        kk = conv_w.shape[-1]
+        # k_cat[t] = [sum_j w[i, j] k[t + j - p]]_i: kernel-mixed shifted keys (Hg, nw, w, k Dh)
+        kpad, w = lay["kpad"], conv_w[h0:h1, :, :, None, None]  # w (Hg, k, k, 1, 1)
+        k_cat = kpad.new_empty(hg, length, kk, kpad.shape[-1])
+        for i in range(kk):
+            torch.mul(kpad[:, 0:length], w[:, i, 0], out=k_cat[:, :, i])
+            for j in range(1, kk):
+                k_cat[:, :, i].addcmul_(kpad[:, j:j + length], w[:, i, j])
+        k_cat = k_cat.view(hg, nw, window, -1)
+        s = lay["qc"] @ lay["kc"].transpose(-2, -1) * scale  # (Hg, nw, w, w) plain scores
+        c = lay["q_cat"] @ k_cat.transpose(-2, -1) * scale + conv_b[h0:h1, None, None, None]  # conv(scores)
+        pb = tab_t[h0:h1].index_select(1, bidx.reshape(-1).long()).view(hg, nw, window, window)  # bias B
+        kv = lay["kv"]
+        a_d = (c + pb).masked_fill_(~kv, -1e30).softmax(-1)  # dense branch
+        r = (s + pb).relu_().mul_(kv)  # sparse branch, masked keys exactly 0
+        a_s = r * r
+        o_d = a_d @ lay["vw"]  # (Hg, nw, w, Dh)
+        u = a_s @ lay["vw"]
+        rs = torch.rsqrt(u.pow(2).mean(-1, keepdim=True) + eps)
+        un = u * rs
+        return dict(k_cat=k_cat, a_d=a_d, r=r, a_s=a_s, o_d=o_d, un=un, rs=rs, o_s=un * gain)
+
+    @staticmethod
+    def _buckets(ps, val, off, back, window, edges):
+        """(nw, w, w) uint8 distance-bucket index of every in-window pair of one sample."""
+        pw = F.pad(ps, (0, 0, off, back)).reshape(-1, window, 3)
+        return torch.bucketize(torch.cdist(pw, pw), edges).to(torch.uint8)
+
+    @staticmethod
+    def _group_backward(lay, m, go, conv_w, h0, h1, bidx, fusion, gain, scale, acc):
+        """Backward of one (sample, head group): d rows (Hg parts of q, k, v) and parameter grads."""
+        dw, dcb, dtab, dgain, dfus = acc
+        hg, nw, length, p, vf, n = lay["hg"], lay["nw"], lay["length"], lay["p"], lay["vf"], lay["n"]
+        window, dh, kk, off = lay["kv"].shape[-1], lay["qc"].shape[-1], conv_w.shape[-1], lay["off"]
+        go = go.view(n, hg, dh).transpose(0, 1) * vf  # (Hg, N, Dh)
+        go = F.pad(go, (0, 0, off, lay["back"])).reshape(hg, nw, window, dh)
+        dfus[0] += (go * m["o_d"]).sum()
+        dfus[1] += (go * m["o_s"]).sum()
+        g_d, g_s = fusion[0] * go, fusion[1] * go
+        dgain += (g_s * m["un"]).sum((0, 1, 2))
+        dun = g_s * gain
+        du = m["rs"] * (dun - m["un"] * (dun * m["un"]).mean(-1, keepdim=True))  # RMSNorm backward
+        vw, a_d = lay["vw"], m["a_d"]
+        dvw = a_d.transpose(-2, -1) @ g_d + m["a_s"].transpose(-2, -1) @ du
+        da_d = g_d @ vw.transpose(-2, -1)
+        dz_d = (da_d - (da_d * a_d).sum(-1, keepdim=True)).mul_(a_d)  # softmax backward (Hg, nw, w, w)
+        dz_s = (du @ vw.transpose(-2, -1)).mul_(m["r"]).mul_(2.0)  # ReLU^2 backward
+        dtab[h0:h1].index_add_(1, bidx.reshape(-1).long(), (dz_d + dz_s).reshape(hg, -1))
+        dcb[h0:h1] += dz_d.sum((1, 2, 3))
+        dz_d.mul_(scale)
+        dz_s.mul_(scale)
+        dq_cat = (dz_d @ m["k_cat"]).reshape(hg, length, kk, dh)
+        dk_cat = (dz_d.transpose(-2, -1) @ lay["q_cat"]).reshape(hg, length, kk, dh)
+        dqpad, dkpad = torch.zeros_like(lay["qpad"]), torch.zeros_like(lay["kpad"])
+        dqpad[:, p:p + length] = (dz_s @ lay["kc"]).reshape(hg, length, dh)
+        dkpad[:, p:p + length] = (dz_s.transpose(-2, -1) @ lay["qc"]).reshape(hg, length, dh)
+        # dw[h, i, j] = sum_(t, d) dk_cat[h, t, i, d] k[h, t + j - p, d], as one product per head
+        kunf = lay["kunf"].reshape(hg, length * dh, kk)  # (Hg, L Dh, k)
+        dw[h0:h1] += dk_cat.transpose(1, 2).reshape(hg, kk, length * dh) @ kunf
+        wij = conv_w[h0:h1, :, :, None, None]
+        for j in range(kk):
+            dqpad[:, j:j + length] += dq_cat[:, :, j]
+            for i in range(kk):
+                dkpad[:, j:j + length].addcmul_(dk_cat[:, :, i], wij[:, i, j])
+        sl = slice(p + off, p + off + n)
+        return ((dqpad[:, sl] * vf).transpose(0, 1).reshape(n, -1),
+                (dkpad[:, sl] * vf).transpose(0, 1).reshape(n, -1),
+                dvw.reshape(hg, length, dh)[:, off:off + n].transpose(0, 1).reshape(n, -1))
+
+    @staticmethod
+    def forward(ctx, x, w_in, b_in, w_out, b_out, pos, order, valid, conv_w, conv_b, table, gain, fusion,
+                edges, window, eps):
+        b_, n, d = x.shape
+        h = conv_w.shape[0]
+        dh = d // h
+        kk = conv_w.shape[-1]
+        scale = dh ** -0.5
+        tab_t = table.t().contiguous()  # (H, buckets)
+        out = x.new_empty(b_, n, d)  # every row is written below
+        buckets = []
+        with torch.no_grad():
+            for b in range(b_):
+                idx = order[b]  # (N,) original index of each Z-ordered position
+                xs = x[b].index_select(0, idx)  # (N, D)
+                rows = torch.addmm(b_in, xs, w_in.t())  # (N, 3D) [q | k | v] in Z-order
+                val = valid[b].index_select(0, idx)
+                ps = pos[b].index_select(0, idx)
+                o = x.new_empty(n, d)
+                for h0, h1, off in _window_groups(h, n, window):
+                    lay = _SerialWindowDSSA._layout(rows, val, h0, h1, off, window, dh, kk)
+                    bidx = _SerialWindowDSSA._buckets(ps, val, off, lay["back"], window, edges)
+                    buckets.append(bidx)
+                    m = _SerialWindowDSSA._maps(lay, conv_w, conv_b, tab_t, bidx, h0, h1, scale, gain, eps)
+                    o[:, lay["c0"]:lay["c1"]] = _SerialWindowDSSA._group_out(lay, m, fusion)
+                out[b].index_copy_(0, idx, torch.addmm(b_out, o, w_out.t()))
+        ctx.save_for_backward(x, w_in, b_in, w_out, order, valid, conv_w, conv_b, table, gain, fusion,
+                              *buckets)
+        ctx.window, ctx.eps = window, eps
+        return out
+
+    @staticmethod
+    def _group_out(lay, m, fusion):
+        """(N, Hg Dh) fused branch output of one group in Z-order; padded queries give 0."""
+        n, hg, off = lay["n"], lay["hg"], lay["off"]
+        o = (fusion[0] * m["o_d"] + fusion[1] * m["o_s"]).reshape(hg, -1, m["o_d"].shape[-1])
+        return (o[:, off:off + n] * lay["vf"]).transpose(0, 1).reshape(n, -1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out):
+        x, w_in, b_in, w_out, order, valid, conv_w, conv_b, table, gain, fusion, *buckets = ctx.saved_tensors
+        window, eps = ctx.window, ctx.eps
+        b_, n, d = x.shape
+        h = conv_w.shape[0]
+        dh = d // h
+        scale = dh ** -0.5
+        kk = conv_w.shape[-1]
+        tab_t = table.t().contiguous()
+        dx = torch.empty_like(x)  # every row is written below
+        dw_in, db_in = torch.zeros_like(w_in), torch.zeros_like(b_in)
+        dw_out, db_out = torch.zeros_like(w_out), torch.zeros(d, dtype=x.dtype, device=x.device)
+        acc = (torch.zeros_like(conv_w), torch.zeros_like(conv_b), torch.zeros_like(tab_t),
+               torch.zeros_like(gain), torch.zeros_like(fusion))
+        it = iter(buckets)
+        for b in range(b_):
+            idx = order[b]
+            xs = x[b].index_select(0, idx)  # (N, D)
+            rows = torch.addmm(b_in, xs, w_in.t())  # (N, 3D), recomputed
+            val = valid[b].index_select(0, idx)
+            gob = g_out[b].index_select(0, idx)  # (N, D) output gradient in Z-order
+            o = x.new_empty(n, d)
+            groups = []
+            for h0, h1, off in _window_groups(h, n, window):
+                lay = _SerialWindowDSSA._layout(rows, val, h0, h1, off, window, dh, kk)
+                bidx = next(it)
+                m = _SerialWindowDSSA._maps(lay, conv_w, conv_b, tab_t, bidx, h0, h1, scale, gain, eps)
+                o[:, lay["c0"]:lay["c1"]] = _SerialWindowDSSA._group_out(lay, m, fusion)
+                groups.append((lay, m, bidx, h0, h1))
+            dw_out.addmm_(gob.t(), o)
+            db_out += gob.sum(0)
+            go = gob @ w_out  # (N, D) gradient of the merged head output
+            drows = x.new_empty(n, 3 * d)
+            for lay, m, bidx, h0, h1 in groups:
+                c0, c1 = lay["c0"], lay["c1"]
+                dq_, dk_, dv_ = _SerialWindowDSSA._group_backward(
+                    lay, m, go[:, c0:c1], conv_w, h0, h1, bidx, fusion, gain, scale, acc)
+                drows[:, c0:c1], drows[:, d + c0:d + c1], drows[:, 2 * d + c0:2 * d + c1] = dq_, dk_, dv_
+            del groups
+            dw_in.addmm_(drows.t(), xs)
+            db_in += drows.sum(0)
+            dx[b].index_copy_(0, idx, drows @ w_in)
+        dw, dcb, dtab, dgain, dfus = acc
+        return (dx, dw_in, db_in, dw_out, db_out, None, None, None, dw, dcb, dtab.t(), dgain, dfus,
+                None, None, None)
+
+
 class DSSAttention(AttentionBase):
     """Deep Sparse Self-Attention (SR paper Sec. 3.3): dense conv-softmax branch + ReLU^2 branch.
 
-    See the module docstring for the formulas. Extra args:
+    See the module docstring for the formulas of both neighbourhoods. Extra args:
         num_buckets: relative-position buckets of the bias ``B``.
         conv_kernel: kernel size of the convolution over the score map (odd).
         sparse_init: initial fusion logit of the sparse branch relative to the dense one.
+        neighbourhood: ``"serial"`` (default): tokens in Z-order of their 3D positions, the score
+            convolution runs over that order and both branches attend within serialisation windows
+            (``_SerialWindowDSSA``); ``"rank"``: the original form, convolution over the tokens'
+            given order (relevance rank in the policy) and global attention; checkpoints trained
+            before the field existed load with it. Both have the same parameters.
+        window: tokens per serialisation window (``serial`` only).
     """
 
     def __init__(
@@ -224,10 +479,19 @@ class DSSAttention(AttentionBase):
         num_buckets: int = 16,
         conv_kernel: int = 3,
         sparse_init: float = 0.0,
+        neighbourhood: str = "serial",
+        window: int = 64,
     ) -> None:
         super().__init__(dim, num_heads, dropout)
         if conv_kernel % 2 != 1:
             raise ValueError(f"DSSA conv_kernel must be odd, got {conv_kernel}")
+        if neighbourhood not in DSSA_NEIGHBOURHOODS:
+            raise ValueError(f"DSSA neighbourhood {neighbourhood!r}; choose one of {DSSA_NEIGHBOURHOODS}")
+        if window < 2:
+            raise ValueError(f"DSSA window must be >= 2 tokens, got {window}")
+        self.neighbourhood = neighbourhood
+        self.window = int(window)
+        self.fused = True  # serial self-attention: fused window kernel (False: plain autograd reference)
         self.rel_bias = RelativePositionBias(num_heads, num_buckets)
         # depthwise kernel (one per head), applied as k*k shifted multiply-adds: on CPU this is ~30x
         # faster (forward + backward) than nn.Conv2d on a (B, H, N, N) map; same result.
@@ -281,8 +545,110 @@ class DSSAttention(AttentionBase):
         """Attend; see the module docstring for shapes and mask convention.
 
         In self-attention (``q is k``) the key padding mask also marks padded query rows, which
-        are zeroed before the convolution so they cannot reach their neighbours' scores.
+        are zeroed before the convolution so they cannot reach their neighbours' scores (and, with
+        ``neighbourhood="serial"``, get a zero output).
         """
+        if self.neighbourhood == "rank":
+            return self._forward_rank(q, k, v, key_padding_mask, q_pos, k_pos, need_weights)
+        self._check(q, k, v, key_padding_mask)
+        if q_pos is None or k_pos is None:
+            raise ValueError("DSSA with neighbourhood='serial' needs the token positions q_pos / k_pos "
+                             "(B, N, 3) in metres: its windows follow the 3D Z-order of the tokens")
+        if q_pos.shape != (*q.shape[:2], 3) or k_pos.shape != (*k.shape[:2], 3):
+            raise ValueError(
+                f"q_pos / k_pos must be (B, N, 3); got {tuple(q_pos.shape)}, {tuple(k_pos.shape)}")
+        if self.fused and q is k and k is v and not need_weights:
+            return self._forward_serial_fused(q, key_padding_mask, q_pos), None
+        return self._forward_serial_reference(q, k, v, key_padding_mask, q_pos, k_pos, need_weights)
+
+    def _forward_serial_fused(self, x, kpm, pos):
+        """Self-attention through ``_SerialWindowDSSA`` (the fast, low-memory path)."""
+        valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if kpm is None else ~kpm
+        empty = self._empty(kpm)
+        with torch.no_grad():
+            order = zorder_codes(pos, valid).sort(dim=1, stable=True).indices  # (B, N)
+        w_in = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])  # (3D, D)
+        b_in = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+        out = _SerialWindowDSSA.apply(
+            x, w_in, b_in, self.out_proj.weight, self.out_proj.bias, pos.to(x.dtype), order, valid,
+            self.conv_weight, self.conv_bias, self.rel_bias.table, self.sparse_norm.weight,
+            self.fusion_weights,
+            self.rel_bias.edges.to(x.dtype), self.window, self.sparse_norm.eps,
+        )  # (B, N, D): projections, window attention and output projection, original token order
+        out = self.dropout(out)
+        if empty is not None:
+            out = out.masked_fill(empty[:, None, None], 0.0)
+        return out
+
+    def _forward_serial_reference(self, q, k, v, kpm, q_pos, k_pos, need_weights):
+        """Serial DSSA with plain autograd over full (B, H, Nq, Nk) maps restricted to the windows.
+
+        Used for cross-attention and ``need_weights`` (and, with ``fused = False``, as the
+        reference the fused kernel is tested against). Query ``i`` lies in the key window that
+        holds its insertion point in the keys' Z-order (in self-attention: its own position).
+        """
+        b, nq, _ = q.shape
+        nk = k.shape[1]
+        qh, kh, vh = self._project(q, k, v)  # (B, H, N, Dh)
+        self_attn = q is k
+        empty = self._empty(kpm)
+        kval = torch.ones(b, nk, dtype=torch.bool, device=k.device) if kpm is None else ~kpm
+        if empty is not None:  # keep every row finite; such rows are zeroed at the end
+            kval = kval | empty[:, None]
+        kf = kval.to(kh.dtype)[:, None, :, None]
+        kh = kh * kf
+        with torch.no_grad():
+            kcode = zorder_codes(k_pos, kval)
+            kcode_s, korder = kcode.sort(dim=1, stable=True)  # (B, Nk)
+            if self_attn:
+                qorder = korder
+                qrank = torch.arange(nq, device=q.device).expand(b, nq)  # sorted query i sits at key rank i
+            else:
+                qcode = zorder_codes(q_pos, None, ref=k_pos, ref_valid=kval)
+                qcode_s, qorder = qcode.sort(dim=1, stable=True)
+                n_valid = kval.sum(1, keepdim=True)
+                qrank = torch.minimum(torch.searchsorted(kcode_s, qcode_s), n_valid - 1)
+        if self_attn:
+            qh = qh * kf
+        gq = qorder[:, None, :, None]
+        qh = qh.gather(2, gq.expand_as(qh))  # (B, H, Nq, Dh) in query Z-order
+        kh = kh.gather(2, korder[:, None, :, None].expand_as(kh))
+        vh = vh.gather(2, korder[:, None, :, None].expand_as(vh))
+        qps = q_pos.gather(1, qorder[..., None].expand(b, nq, 3))
+        kps = k_pos.gather(1, korder[..., None].expand(b, nk, 3))
+        kvs = kval.gather(1, korder)  # (B, Nk)
+        member = torch.zeros(b, self.num_heads, nq, nk, dtype=torch.bool, device=q.device)
+        krank = torch.arange(nk, device=q.device)
+        for h0, h1, off in _window_groups(self.num_heads, nk, self.window):
+            same = ((qrank[:, :, None] + off) // self.window) == ((krank + off) // self.window)  # (B, Nq, Nk)
+            member[:, h0:h1] = same[:, None]
+        member &= kvs[:, None, None, :]
+        bias = self.rel_bias(qps, kps)  # (B, H, Nq, Nk)
+        sd = self.dense_scores(qh, kh) + bias
+        a_d = sd.masked_fill(~member, -1e30).softmax(-1)  # finite: a padded row has no member
+        s = qh @ kh.transpose(-2, -1) / math.sqrt(self.head_dim) + bias
+        a_s = F.relu(s).square() * member
+        kinv = korder.argsort(1)
+        qinv = qorder.argsort(1)
+        ls = a_s.detach().gather(2, qinv[:, None, :, None].expand_as(a_s))  # back to the given order
+        self._last_sparse = ls.gather(3, kinv[:, None, None, :].expand_as(a_s))
+        w = self.fusion_weights
+        o = w[0] * (a_d @ vh) + w[1] * self.sparse_norm(a_s @ vh)  # (B, H, Nq, Dh), query Z-order
+        if self_attn:  # padded query rows -> 0, as in the fused kernel
+            o = o * kvs.to(o.dtype)[:, None, :, None]
+        o = o.gather(2, qinv[:, None, :, None].expand_as(o))
+        weights = None
+        if need_weights:
+            wm = (w[0] * a_d + w[1] * a_s / a_s.sum(-1, keepdim=True).clamp(min=1e-9)).mean(1)  # (B, Nq, Nk)
+            wm = wm.gather(1, qinv[..., None].expand(b, nq, nk))
+            wm = wm.gather(2, kinv[:, None, :].expand(b, nq, nk))
+            if empty is not None:
+                wm = wm.masked_fill(empty[:, None, None], 0.0)
+            weights = wm
+        return self._finish(o, empty), weights
+
+    def _forward_rank(self, q, k, v, key_padding_mask=None, q_pos=None, k_pos=None, need_weights=False):
+        """The original DSSA (``neighbourhood="rank"``): global, conv over the given token order."""
         self._check(q, k, v, key_padding_mask)
         qh, kh, vh = self._project(q, k, v)
         bias = self.rel_bias(q_pos, k_pos) if q_pos is not None and k_pos is not None else None
@@ -679,7 +1045,7 @@ def make_attention(name: str, dim: int, num_heads: int, dropout: float = 0.0, **
     if name == "relu":
         return ReluAttention(dim, num_heads, dropout)
     if name == "dssa":
-        keys = ("num_buckets", "conv_kernel", "sparse_init")
+        keys = ("num_buckets", "conv_kernel", "sparse_init", "neighbourhood", "window")
         return DSSAttention(dim, num_heads, dropout, **{k: v for k, v in kwargs.items() if k in keys})
     if name == "mgfa":
         keys = ("k_keep", "num_memory")

@@ -29,7 +29,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from vla_policy.attention import ATTENTION_TYPES
+from vla_policy.attention import ATTENTION_TYPES, DSSA_NEIGHBOURHOODS
+
+POSA_ANCHORS = ("pose", "position")
+# Values that fields added after checkpoints were shipped take when a saved config lacks them
+# (``from_dict``): the behaviour those checkpoints were trained with. New configs use the
+# dataclass defaults (the new behaviour).
+LEGACY_DEFAULTS: dict[str, Any] = {"dssa_neighbourhood": "rank", "posa_anchor": "position"}
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "BASE": {"two_stage": False, "attention": "softmax", "posa": False, "align_loss": False},
@@ -67,11 +73,25 @@ class PolicyConfig:
         num_keep: points kept by the 1-Align semantic mask (top-k by relevance).
         max_candidates: candidates C per decision (padding above the real count).
         dssa_buckets: relative-position buckets of DSSA's bias.
+        dssa_neighbourhood: ``"serial"``: DSSA orders the tokens along a 3D Z-order curve of their
+            positions, convolves the score map over that order and attends within windows of
+            ``dssa_window`` tokens (attention.py); ``"rank"``: the original DSSA (global, score
+            convolution over the tokens' relevance-rank order). Saved configs without the field
+            load as ``"rank"`` (``LEGACY_DEFAULTS``).
+        dssa_window: tokens per DSSA serialisation window.
         mgfa_k_keep: keys each query sees directly in MGFA.
         mgfa_memory: MGFA memory slots M.
         posa: enable the pose-conditioned anchor attention loss (PosA-VLA).
         posa_weight: weight of the anchor loss.
-        posa_sigma_m: width (metres) of the Gaussian anchor region around the target position.
+        posa_sigma_m: width (metres) of the Gaussian anchor region around the target position
+            (``posa_anchor="position"``).
+        posa_anchor: ``"pose"``: the anchor is an oriented Gaussian in the expert pose's TCP frame
+            (widths ``posa_sigma_tcp_m``), and the 2-Align cross-attention gets the same
+            pose-conditioned anchor as a learnable bias (model.py); ``"position"``: the original
+            isotropic anchor around the target position, loss only. Saved configs without the
+            field load as ``"position"``.
+        posa_sigma_tcp_m: anchor widths (metres) along the TCP frame's x (finger width), y
+            (closing direction) and z (approach) axes.
         align_loss: enable the cross-modal alignment (InfoNCE) loss (000).
         align_weight: weight of the alignment loss.
         align_temperature: InfoNCE temperature.
@@ -103,6 +123,8 @@ class PolicyConfig:
     num_keep: int = 256
     max_candidates: int = 64
     dssa_buckets: int = 16
+    dssa_neighbourhood: str = "serial"
+    dssa_window: int = 64
     mgfa_k_keep: int = 64
     mgfa_memory: int = 8
     pos_scale: float = 4.0
@@ -112,6 +134,8 @@ class PolicyConfig:
     posa: bool = False
     posa_weight: float = 0.2
     posa_sigma_m: float = 0.03
+    posa_anchor: str = "pose"
+    posa_sigma_tcp_m: tuple[float, float, float] = (0.015, 0.04, 0.025)
     align_loss: bool = True
     align_weight: float = 0.1
     align_temperature: float = 0.1
@@ -124,6 +148,18 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_TYPES:
             raise ValueError(f"PolicyConfig.attention={self.attention!r}; choose one of {ATTENTION_TYPES}")
+        if self.dssa_neighbourhood not in DSSA_NEIGHBOURHOODS:
+            raise ValueError(f"PolicyConfig.dssa_neighbourhood={self.dssa_neighbourhood!r}; "
+                             f"choose one of {DSSA_NEIGHBOURHOODS}")
+        if int(self.dssa_window) < 2:
+            raise ValueError(f"PolicyConfig.dssa_window must be >= 2, got {self.dssa_window}")
+        if self.posa_anchor not in POSA_ANCHORS:
+            raise ValueError(f"PolicyConfig.posa_anchor={self.posa_anchor!r}; choose one of {POSA_ANCHORS}")
+        sig = tuple(float(x) for x in self.posa_sigma_tcp_m)
+        if len(sig) != 3 or min(sig) <= 0:
+            raise ValueError(
+                f"PolicyConfig.posa_sigma_tcp_m must be 3 widths > 0 (m), got {self.posa_sigma_tcp_m}")
+        self.posa_sigma_tcp_m = sig
         for name in ("feature_dim", "d_model", "num_heads", "num_layers", "ffn_mult", "num_points",
                      "num_keep", "max_candidates", "mgfa_k_keep", "mgfa_memory", "batch_size"):
             if int(getattr(self, name)) < 1:
@@ -161,9 +197,13 @@ class PolicyConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
-        """Inverse of ``to_dict``; unknown keys raise a clear error."""
+        """Inverse of ``to_dict``; unknown keys raise a clear error.
+
+        Fields missing from ``d`` (a config saved before they existed) take ``LEGACY_DEFAULTS``,
+        so a shipped checkpoint keeps the behaviour it was trained with.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown PolicyConfig keys {sorted(unknown)}; known keys: {sorted(known)}")
-        return cls(**d)
+        return cls(**{**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}, **d})

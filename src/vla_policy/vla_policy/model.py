@@ -14,13 +14,16 @@ K = ``num_keep`` points in the semantic mask, Dc CLIP width, D model width):
    ``x_n = v_n + sigmoid(r_n) * W e_text`` on those points (K, D) (the sigmoid gate lets the action
    loss reach the relevance).
 3. Encoder: L layers of pre-LN ``x = x + Attn(LN x)``, ``x = x + FFN(LN x)`` over the semantic
-   cloud, with the selectable attention (softmax / relu / dssa / mgfa; DSSA gets the point
-   positions for its relative bias).
+   cloud, with the selectable attention (softmax / relu / dssa / mgfa). Every layer gets the kept
+   points' positions ``kept_xyz`` (B, K, 3): DSSA uses them for its relative bias and, with
+   ``dssa_neighbourhood="serial"``, to order the tokens along a 3D Z-order curve, so its score
+   convolution and windows run over spatial neighbours rather than relevance-rank neighbours.
 4. 2-Align (action -> vision, "fine geometric adaptation"): each candidate, a 7-D pose
    (xyz centred and scaled like the points, quaternion xyzw with w >= 0), is embedded by a 3-layer
    MLP into a query; it cross-attends to the encoded semantic cloud (softmax attention with a
    learnable relative position bias between the candidate and point positions, initialised to
-   favour nearby points), then FFN, then an MLP head gives one score per candidate (C,).
+   favour nearby points; with PosA and ``posa_anchor="pose"`` also the pose-conditioned anchor
+   bias below), then FFN, then an MLP head gives one score per candidate (C,).
 
 5. Restriction to the semantic mask (``relevance_pool``, two-stage variants): 2-Align must not
    prefer a candidate that lies away from everything 1-Align found relevant. With ``c`` the
@@ -40,10 +43,23 @@ BASE (``two_stage=False``) skips 2 and 5 and runs 3-4 over all N points.
 
 Losses (``PolicyModel.loss``):
 * ``ce``: cross-entropy of the candidate scores against the expert's candidate index.
-* ``posa`` (PosA-VLA, 002; on/off): pose-conditioned anchor attention. The anchor distribution over
-  points is a Gaussian around the expert's target position, ``a_n ∝ exp(-|p_n - p*|^2 / 2 sigma^2)``;
-  the loss is ``KL(a || attn)`` for every candidate query's cross-attention (and, in two-stage
-  variants, for the 1-Align relevance distribution ``softmax_n(r_n)``), averaged.
+* ``posa`` (PosA-VLA, 002; on/off): pose-conditioned anchor attention. The paper anchors the visual
+  attention with the pose: a pose encoder conditions the attention weights, and a pose-alignment
+  loss supervises them toward the task-relevant region (its method section; the stored text gives
+  the design, not the equations). Here the anchor of a 7-D pose ``(t, R)`` (TCP frame: x finger
+  width, y closing, z approach) is the oriented Gaussian
+
+      a_n(t, R) ∝ exp(-1/2 * sum_ax (u_n,ax / sigma_ax)^2),   u_n = R^T (p_n - t),
+
+  with ``sigma = posa_sigma_tcp_m`` (default 1.5 / 4 / 2.5 cm: narrow across the fingers, wide
+  along the 8.5 cm stroke, finger-length deep), i.e. the region between the gripper's fingers.
+  (a) Attention: each candidate's cross-attention logits get ``-1/2 sum_ax (u_n,ax / s_h,ax)^2``
+  with its own pose, per head, ``s`` learnable (init ``sigma``). (b) Loss: ``KL(a* || attn)`` for
+  every candidate query's cross-attention (and, in two-stage variants, for the 1-Align relevance
+  distribution ``softmax_n(r_n)``), averaged, where ``a*`` is the anchor of the expert pose:
+  position ``TARGET_XYZ``, orientation from ``TARGET_POSE`` when the batch has it, else the
+  labelled (expert) candidate's. ``posa_anchor="position"`` (checkpoints saved before the field)
+  is the original form: isotropic ``a_n ∝ exp(-|p_n - p*|^2 / 2 sigma^2)``, loss only.
 * ``align`` (000's cross-modal alignment perception; on/off): symmetric InfoNCE between the
   relevance-pooled visual feature ``sum_n softmax(r)_n W_v v_n`` and the pooled instruction
   embedding ``W_t e_text`` across the batch (CLIP-style, temperature tau).
@@ -71,6 +87,7 @@ CANDIDATES = "candidates"  # (B, C, 7) float, xyz (m) + quaternion xyzw
 CAND_MASK = "cand_mask"  # (B, C) bool, True = real candidate
 LABEL = "label"  # (B,) long, expert candidate index
 TARGET_XYZ = "target_xyz"  # (B, 3) float, expert target position (PosA)
+TARGET_POSE = "target_pose"  # optional (B, 7) float, expert pose xyz + quat xyzw (PosA orientation)
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -91,6 +108,7 @@ class EncoderLayer(nn.Module):
         self.attn = make_attention(
             cfg.attention, cfg.d_model, cfg.num_heads, cfg.dropout,
             num_buckets=cfg.dssa_buckets, k_keep=cfg.mgfa_k_keep, num_memory=cfg.mgfa_memory,
+            neighbourhood=cfg.dssa_neighbourhood, window=cfg.dssa_window,
         )
         self.norm2 = nn.LayerNorm(cfg.d_model)
         self.ffn = nn.Sequential(
@@ -106,10 +124,40 @@ class EncoderLayer(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
-class CandidateCrossAttention(nn.Module):
-    """Candidate queries over point tokens: softmax attention + relative position bias, with weights."""
+def quat_to_matrix(quat: torch.Tensor) -> torch.Tensor:
+    """(…, 4) unit quaternions xyzw -> (…, 3, 3) rotation matrices (columns: the frame's axes)."""
+    x, y, z, w = quat.unbind(-1)
+    rows = [
+        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+    ]
+    return torch.stack(rows, -1).unflatten(-1, (3, 3))
 
-    def __init__(self, d_model: int, num_heads: int, num_buckets: int = 16) -> None:
+
+def pose_anchor_logits(pts: torch.Tensor, xyz: torch.Tensor, rot: torch.Tensor,
+                       sigma: torch.Tensor) -> torch.Tensor:
+    """PosA anchor log-weights ``-1/2 sum_ax (u_ax / sigma_ax)^2``, ``u = R^T (p - t)``.
+
+    pts (B, K, 3) points, xyz (B, C, 3) pose positions, rot (B, C, 3, 3) pose rotations (metres,
+    world frame); sigma (3,) or (H, 3) widths along the TCP axes. Returns (B, C, K) or (B, H, C, K).
+    """
+    u = torch.einsum("bckx,bcxa->bcka", pts[:, None] - xyz[:, :, None], rot)  # (B, C, K, 3) in TCP frame
+    inv = sigma.pow(-2)
+    if sigma.dim() == 1:
+        return -0.5 * (u.square() * inv).sum(-1)
+    return -0.5 * torch.einsum("bcka,ha->bhck", u.square(), inv)
+
+
+class CandidateCrossAttention(nn.Module):
+    """Candidate queries over point tokens: softmax attention + relative position bias, with weights.
+
+    With ``anchor_sigma_m`` (PosA, ``posa_anchor="pose"``), the logits also get each candidate's
+    pose-conditioned anchor (``pose_anchor_logits``) with learnable per-head widths.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, num_buckets: int = 16,
+                 anchor_sigma_m: tuple[float, float, float] | None = None) -> None:
         super().__init__()
         self.h = num_heads
         self.dh = d_model // num_heads
@@ -121,15 +169,25 @@ class CandidateCrossAttention(nn.Module):
         with torch.no_grad():  # start by favouring points near the candidate (local geometry)
             ramp = -0.5 * torch.arange(num_buckets, dtype=torch.float32)
             self.bias.table.copy_(ramp[:, None].expand(num_buckets, num_heads))
+        if anchor_sigma_m is not None:  # log widths (H, 3) along the TCP axes x, y, z
+            log_sigma = torch.tensor(anchor_sigma_m, dtype=torch.float32).log()
+            self.anchor_log_sigma = nn.Parameter(log_sigma[None].repeat(num_heads, 1))
 
-    def forward(self, q, kv, pad, q_pos, k_pos):
-        """Attend: q (B,C,D), kv (B,K,D), pad (B,K), positions (m) -> out (B,C,D), weights (B,C,K)."""
+    def forward(self, q, kv, pad, q_pos, k_pos, q_rot=None):
+        """Attend: q (B,C,D), kv (B,K,D), pad (B,K), positions (m) -> out (B,C,D), weights (B,C,K).
+
+        ``q_rot`` (B, C, 3, 3): the candidates' rotations, needed with the pose anchor.
+        """
         b, c, d = q.shape
         k_ = kv.shape[1]
         qh = self.q(q).view(b, c, self.h, self.dh).transpose(1, 2)  # (B, H, C, Dh)
         kh = self.k(kv).view(b, k_, self.h, self.dh).transpose(1, 2)  # (B, H, K, Dh)
         vh = self.v(kv).view(b, k_, self.h, self.dh).transpose(1, 2)
         s = qh @ kh.transpose(-2, -1) / math.sqrt(self.dh) + self.bias(q_pos, k_pos)  # (B, H, C, K)
+        if hasattr(self, "anchor_log_sigma"):
+            if q_rot is None:
+                raise ValueError("the pose-anchored cross-attention needs the candidates' rotations q_rot")
+            s = s + pose_anchor_logits(k_pos, q_pos, q_rot, self.anchor_log_sigma.exp())
         if pad is not None:
             s = s.masked_fill(pad[:, None, None, :], float("-inf"))
         a = s.softmax(-1)
@@ -168,7 +226,9 @@ class PolicyModel(nn.Module):
         self.enc_norm = nn.LayerNorm(d)
         self.cand_mlp = _mlp([7, d, d, d])  # 3-layer MLP on the 7-D pose
         self.cross_norm = nn.LayerNorm(d)
-        self.cross = CandidateCrossAttention(d, cfg.num_heads, cfg.dssa_buckets)
+        pose_anchor = cfg.posa and cfg.posa_anchor == "pose"
+        self.cross = CandidateCrossAttention(d, cfg.num_heads, cfg.dssa_buckets,
+                                             cfg.posa_sigma_tcp_m if pose_anchor else None)
         self.cand_norm = nn.LayerNorm(d)
         self.cand_ffn = _mlp([d, cfg.ffn_mult * d, d])
         self.head = _mlp([d, d, 1])
@@ -263,7 +323,8 @@ class PolicyModel(nn.Module):
         cands = canonical_pose7(batch[CANDIDATES])  # (B, C, 7)
         cand_in = torch.cat([(cands[..., :3] - center) * cfg.pos_scale, cands[..., 3:]], dim=-1)
         qc = self.cand_mlp(cand_in)  # (B, C, D)
-        a, attn = self.cross(self.cross_norm(qc), x, pad, cands[..., :3], kept_xyz)
+        rot = quat_to_matrix(cands[..., 3:])  # (B, C, 3, 3)
+        a, attn = self.cross(self.cross_norm(qc), x, pad, cands[..., :3], kept_xyz, rot)
         qc = qc + a
         qc = qc + self.cand_ffn(self.cand_norm(qc))
         logits = self.head(qc).squeeze(-1)  # (B, C)
@@ -276,11 +337,29 @@ class PolicyModel(nn.Module):
         return out
 
     # -- training ----------------------------------------------------------------------------
-    def _anchor(self, pts: torch.Tensor, pad: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Gaussian anchor distribution over points (B, N) around target (B, 3)."""
-        d2 = (pts - target[:, None, :]).square().sum(-1)  # (B, N)
-        logit = -d2 / (2 * self.cfg.posa_sigma_m**2)
+    def _anchor(self, pts: torch.Tensor, pad: torch.Tensor, target: torch.Tensor,
+                rot: torch.Tensor | None = None) -> torch.Tensor:
+        """PosA anchor distribution over points (B, N), pts (B, N, 3), pad (B, N), target (B, 3).
+
+        With ``rot`` (B, 3, 3) (``posa_anchor="pose"``): the oriented Gaussian of the pose
+        ``(target, rot)`` (module docstring); without: isotropic around ``target``.
+        """
+        if rot is None:
+            d2 = (pts - target[:, None, :]).square().sum(-1)  # (B, N)
+            logit = -d2 / (2 * self.cfg.posa_sigma_m**2)
+        else:
+            sigma = torch.tensor(self.cfg.posa_sigma_tcp_m, dtype=pts.dtype, device=pts.device)
+            logit = pose_anchor_logits(pts, target[:, None], rot[:, None], sigma)[:, 0]  # (B, N)
         return logit.masked_fill(pad, float("-inf")).softmax(-1)
+
+    def expert_rotation(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, 3, 3) rotation of the expert pose: ``TARGET_POSE`` if given, else the labelled candidate's."""
+        if TARGET_POSE in batch:
+            quat = batch[TARGET_POSE][:, 3:]
+        else:
+            lab = batch[LABEL]
+            quat = batch[CANDIDATES][torch.arange(lab.shape[0], device=lab.device), lab, 3:]
+        return quat_to_matrix(canonical_pose7(torch.cat([torch.zeros_like(quat[:, :3]), quat], -1))[:, 3:])
 
     def loss(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]):
         """Total loss and a dict of float logs (``ce``, ``acc``, ``posa``, ``align``)."""
@@ -292,13 +371,14 @@ class PolicyModel(nn.Module):
         total = ce
         if cfg.posa:
             tgt = batch[TARGET_XYZ]
-            a = self._anchor(out["kept_xyz"], out["kept_pad"], tgt)  # (B, K)
+            rot = self.expert_rotation(batch) if cfg.posa_anchor == "pose" else None  # (B, 3, 3)
+            a = self._anchor(out["kept_xyz"], out["kept_pad"], tgt, rot)  # (B, K)
             attn = out["cross_attn"].clamp(min=1e-9)  # (B, C, K)
             cm = batch[CAND_MASK].float()
             kl = (a[:, None, :] * (a[:, None, :].clamp(min=1e-9).log() - attn.log())).sum(-1)  # (B, C)
             posa = (kl * cm).sum() / cm.sum().clamp(min=1)
             if cfg.two_stage:
-                a_all = self._anchor(batch[XYZ], ~batch[POINT_MASK], tgt)  # (B, N)
+                a_all = self._anchor(batch[XYZ], ~batch[POINT_MASK], tgt, rot)  # (B, N)
                 logp = torch.log_softmax(out["relevance"], dim=1).clamp(min=-1e4)
                 posa = 0.5 * posa + 0.5 * (a_all * (a_all.clamp(min=1e-9).log() - logp)).sum(-1).mean()
             total = total + cfg.posa_weight * posa
