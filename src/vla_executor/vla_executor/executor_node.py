@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import JointState, PointCloud2
 from std_msgs.msg import Bool, Empty, Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -76,21 +76,31 @@ def trajectory_to_msg(traj: Trajectory, joint_names: list[str], stride: int = 1)
     return msg
 
 
-class ExecutorNode(Node):
-    """Thin rclpy adapter around ExecutionCore."""
+class ExecutorNode(LifecycleNode):
+    """Thin rclpy adapter around ExecutionCore, as a lifecycle (managed) node.
+
+    * unconfigured: parameters only (validated on set);
+    * ``configure``: loads the robot model, the backend (collision world / MoveIt) and the core,
+      and subscribes to poses, joint states, e-stop and cancel;
+    * ``activate``: accepts grasp/place poses; ``deactivate``: stops a running motion (hold) and
+      refuses poses (``motion_refused`` reason ``inactive``); the e-stop works in both states;
+    * ``cleanup``: releases the collision world and the subscriptions.
+
+    With ``autostart`` (default true: ``vla launch`` and the launch files need nothing more) the node
+    configures and activates itself at start, and a failed configure fails the start; with
+    ``autostart:=false`` a lifecycle manager (``ros2 lifecycle set /executor configure``, the
+    ``/executor/change_state`` service) drives it.
+    """
 
     def __init__(self) -> None:
         super().__init__("executor")
         self.robot_name = str(self.declare_parameter("robot", "ur5").value)
         self.backend_kind = str(self.declare_parameter("backend", "builtin").value)
-        timing = str(self.declare_parameter("timing", "ruckig").value)
-        speed_scale = float(self.declare_parameter("speed_scale", 0.5).value)
-        approach = float(self.declare_parameter("approach_distance_m", 0.10).value)
-        lift = float(self.declare_parameter("lift_height_m", 0.15).value)
-        retreat = float(self.declare_parameter("retreat_distance_m", 0.10).value)
-        planning_timeout = float(self.declare_parameter("planning_timeout_s", 2.0).value)
-        goal_tol = float(self.declare_parameter("goal_tolerance_rad", 0.02).value)
-        goal_timeout = float(self.declare_parameter("goal_timeout_s", 3.0).value)
+        for name, default in (("timing", "ruckig"), ("speed_scale", 0.5), ("approach_distance_m", 0.10),
+                              ("lift_height_m", 0.15), ("retreat_distance_m", 0.10),
+                              ("planning_timeout_s", 2.0), ("goal_tolerance_rad", 0.02),
+                              ("goal_timeout_s", 3.0)):
+            self.declare_parameter(name, default)
         self.use_cloud = bool(self.declare_parameter("use_feature_cloud", False).value)
         self.voxel_m = float(self.declare_parameter("cloud_voxel_m", 0.02).value)
         self.keep_out_m = float(self.declare_parameter("cloud_keep_out_radius_m", 0.08).value)
@@ -99,33 +109,23 @@ class ExecutorNode(Node):
         arm_topic = str(self.declare_parameter("trajectory_topic", "/arm_controller/joint_trajectory").value)
         gripper_topic = str(self.declare_parameter("gripper_topic", "/gripper_controller/command").value)
         self.moveit_group = str(self.declare_parameter("moveit_group", "arm").value)
+        autostart = bool(self.declare_parameter("autostart", True).value)
         if self.tick_hz <= 0 or self.voxel_m <= 0:
             raise ValueError("tick_rate_hz and cloud_voxel_m must be > 0")
-
-        self.model = RobotModel.load(self.robot_name)
-        base = self.model.config.get("base_pose_world", {"xyz": [0, 0, 0], "quat_xyzw": [0, 0, 0, 1]})
-        self.T_world_base = pose_to_matrix(base["xyz"], base["quat_xyzw"])
-        cfg = MotionConfig(approach_distance_m=approach, lift_height_m=lift, retreat_distance_m=retreat,
-                           timing=timing, planning_timeout_s=planning_timeout, speed_scale=speed_scale)
-        self.checker = None
-        if self.backend_kind == "builtin":
-            self.checker = PyBulletCollisionChecker(self.model, [table_box(self.model)])
-            backend = make_backend("builtin", self.model, self.checker, cfg=cfg)
-        else:
-            backend = make_backend(self.backend_kind, self.model, cfg=cfg, group=self.moveit_group,
-                                   pose_link=self.model.tool_frame, frame_id=self.model.base_frame)
-        self.core = ExecutionCore(self.model, backend, ExecutionParams(goal_tolerance_rad=goal_tol,
-                                                                        goal_timeout_s=goal_timeout))
-        self._cloud_xyz: np.ndarray | None = None
         validate_on_set(self, {
             "speed_scale": in_range(0.01, 1.0), "goal_tolerance_rad": positive(),
             "goal_timeout_s": positive(), "cloud_voxel_m": positive(),
             "cloud_keep_out_radius_m": at_least(0.0), "trajectory_stride": at_least(1, integer=True)},
             read_only=("robot", "backend", "timing", "approach_distance_m", "lift_height_m",
                        "retreat_distance_m", "planning_timeout_s", "use_feature_cloud", "tick_rate_hz",
-                       "trajectory_topic", "gripper_topic", "moveit_group"),
+                       "trajectory_topic", "gripper_topic", "moveit_group", "autostart"),
             apply=self._apply_param)
 
+        self.core: ExecutionCore | None = None
+        self.checker = None
+        self._active = False
+        self._entities: list = []  # subscriptions and the timer made by configure
+        self._cloud_xyz: np.ndarray | None = None
         self.traj_pub = self.create_publisher(JointTrajectory, arm_topic, RELIABLE_QOS)
         self.gripper_pub = self.create_publisher(Float64, gripper_topic, RELIABLE_QOS)
         self._status_out = StatusPublisher(self, "executor", robot=self.robot_name)
@@ -133,35 +133,116 @@ class ExecutorNode(Node):
         # callback groups: e-stop/cancel never wait behind planning (module docstring)
         self._safety_group = MutuallyExclusiveCallbackGroup()
         self._plan_group = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(PoseStamped, topics.GRASP_POSE, lambda m: self._on_pose(m, "grasp"),
-                                 RELIABLE_QOS, callback_group=self._plan_group)
-        self.create_subscription(PoseStamped, topics.PLACE_POSE, lambda m: self._on_pose(m, "place"),
-                                 RELIABLE_QOS, callback_group=self._plan_group)
-        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS)
-        self.create_subscription(Bool, topics.ESTOP, self._on_estop, RELIABLE_QOS,
-                                 callback_group=self._safety_group)
-        self.create_subscription(Empty, topics.MOTION_CANCEL, self._on_cancel, RELIABLE_QOS,
-                                 callback_group=self._safety_group)
+        if autostart:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise RuntimeError(f"executor could not configure: {self._configure_error}")
+            self.trigger_activate()
+
+    # ------------------------------------------------------------------ lifecycle
+    _configure_error = ""
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the robot model, backend and core; subscribe (class docstring)."""
+        gp = self.get_parameter
+        try:
+            self.model = RobotModel.load(self.robot_name)
+            base = self.model.config.get("base_pose_world", {"xyz": [0, 0, 0], "quat_xyzw": [0, 0, 0, 1]})
+            self.T_world_base = pose_to_matrix(base["xyz"], base["quat_xyzw"])
+            cfg = MotionConfig(approach_distance_m=float(gp("approach_distance_m").value),
+                               lift_height_m=float(gp("lift_height_m").value),
+                               retreat_distance_m=float(gp("retreat_distance_m").value),
+                               timing=str(gp("timing").value),
+                               planning_timeout_s=float(gp("planning_timeout_s").value),
+                               speed_scale=float(gp("speed_scale").value))
+            if self.backend_kind == "builtin":
+                self.checker = PyBulletCollisionChecker(self.model, [table_box(self.model)])
+                backend = make_backend("builtin", self.model, self.checker, cfg=cfg)
+            else:
+                backend = make_backend(self.backend_kind, self.model, cfg=cfg, group=self.moveit_group,
+                                       pose_link=self.model.tool_frame, frame_id=self.model.base_frame)
+            self.core = ExecutionCore(self.model, backend, ExecutionParams(
+                goal_tolerance_rad=float(gp("goal_tolerance_rad").value),
+                goal_timeout_s=float(gp("goal_timeout_s").value)))
+        except Exception as exc:  # noqa: BLE001 - a failed configure names the cause and stays unconfigured
+            self._configure_error = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"configure failed: {self._configure_error}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        sub = self.create_subscription
+        self._entities = [
+            sub(PoseStamped, topics.GRASP_POSE, lambda m: self._on_pose(m, "grasp"), RELIABLE_QOS,
+                callback_group=self._plan_group),
+            sub(PoseStamped, topics.PLACE_POSE, lambda m: self._on_pose(m, "place"), RELIABLE_QOS,
+                callback_group=self._plan_group),
+            sub(JointState, topics.JOINT_STATES, self._on_joint_state, SENSOR_QOS),
+            sub(Bool, topics.ESTOP, self._on_estop, RELIABLE_QOS, callback_group=self._safety_group),
+            sub(Empty, topics.MOTION_CANCEL, self._on_cancel, RELIABLE_QOS,
+                callback_group=self._safety_group),
+        ]
         if self.use_cloud:
-            self.create_subscription(PointCloud2, "/vla/feature_cloud", self._on_cloud, RELIABLE_QOS)
+            self._entities.append(sub(PointCloud2, topics.FEATURE_CLOUD, self._on_cloud, RELIABLE_QOS))
         self.timer = self.create_timer(1.0 / self.tick_hz, self._on_tick)
-        self.get_logger().info(f"executor up: robot={self.robot_name} backend={self.backend_kind} "
-                               f"timing={timing} cloud={'on' if self.use_cloud else 'off'}")
+        self._entities.append(self.timer)
+        self.get_logger().info(f"executor configured: robot={self.robot_name} backend={self.backend_kind} "
+                               f"timing={gp('timing').value} cloud={'on' if self.use_cloud else 'off'}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Accept grasp/place poses from now on."""
+        self._active = True
+        self._status("executor_active", "info", "active: accepting grasp/place poses")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop a running motion (hold) and refuse poses until activated again."""
+        self._active = False
+        if self.core is not None:
+            self._emit(self.core.cancel(self._now()))
+        self._status("executor_inactive", "warn", "inactive: motion stopped, grasp/place poses refused")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the subscriptions, the timer and the collision world."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop any motion and release everything."""
+        if self.core is not None and self._active:
+            self._emit(self.core.cancel(self._now()))
+        self._active = False
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        for e in self._entities:
+            if hasattr(e, "cancel"):  # timer
+                self.destroy_timer(e)
+            else:
+                self.destroy_subscription(e)
+        self._entities = []
+        if self.checker is not None:
+            self.checker.close()
+            self.checker = None
+        self.core = None
 
     def _apply_param(self, name: str, value: float) -> None:
-        """A validated run-time parameter change (vla_common.ros_params): used from the next motion on."""
-        if name == "speed_scale":
-            self.core.backend.cfg.speed_scale = float(value)
-        elif name == "goal_tolerance_rad":
-            self.core.params.goal_tolerance_rad = float(value)
-        elif name == "goal_timeout_s":
-            self.core.params.goal_timeout_s = float(value)
-        elif name == "cloud_voxel_m":
+        """A validated run-time parameter change (vla_common.ros_params): used from the next motion on.
+
+        Before configure the core does not exist yet; configure reads the parameters themselves.
+        """
+        if name == "cloud_voxel_m":
             self.voxel_m = float(value)
         elif name == "cloud_keep_out_radius_m":
             self.keep_out_m = float(value)
         elif name == "trajectory_stride":
             self.traj_stride = int(value)
+        elif self.core is not None and name == "speed_scale":
+            self.core.backend.cfg.speed_scale = float(value)
+        elif self.core is not None and name == "goal_tolerance_rad":
+            self.core.params.goal_tolerance_rad = float(value)
+        elif self.core is not None and name == "goal_timeout_s":
+            self.core.params.goal_timeout_s = float(value)
 
     # ------------------------------------------------------------------ callbacks
     def _now(self) -> float:
@@ -177,6 +258,10 @@ class ExecutorNode(Node):
                          joint_names=self.model.joint_names)
 
     def _on_pose(self, msg: PoseStamped, kind: str) -> None:
+        if not self._active:
+            self._status("motion_refused", "warn", f"{kind} refused: the executor is not active (lifecycle)",
+                         kind=kind, reason="inactive")
+            return
         frame = msg.header.frame_id or "world"
         try:
             T = pose_stamped_to_matrix(msg)
@@ -234,6 +319,7 @@ class ExecutorNode(Node):
         """Release the collision client too."""
         if self.checker is not None:
             self.checker.close()
+            self.checker = None
         super().destroy_node()
 
 
