@@ -176,3 +176,19 @@ def test_thread_safety_smoke():
     n = sum(len(src.read()) for _ in range(300))
     t.join()
     assert n >= 1
+
+
+def test_ros_source_follows_a_clock_reset():
+    """The simulator restarted (stamps start again near 0): new sets come out, not the old ones."""
+    K = CameraIntrinsics(4, 3, 2.0, 2.0, 2.0, 1.5)
+    src = RosCameraSource(["a"], {"a": np.eye(4)}, slop_s=0.02)
+    src.set_info("a", K)
+    old, new = np.zeros((3, 4, 3), np.uint8), np.full((3, 4, 3), 9, np.uint8)
+    depth = np.ones((3, 4), np.float32)
+    src.add_color("a", 300.0, old)
+    src.add_depth("a", 300.0, depth)
+    assert src.read()[0].stamp_s == 300.0
+    src.add_color("a", 0.5, new)
+    src.add_depth("a", 0.5, depth)
+    frames = src.read()
+    assert frames and frames[0].stamp_s == 0.5 and frames[0].rgb[0, 0, 0] == 9

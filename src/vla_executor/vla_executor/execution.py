@@ -158,7 +158,8 @@ class ExecutionCore:
         if gj and all(n in index for n in gj):
             self.width = float(sum(position[index[n]] for n in gj))
             self._width_hist.append((t_s, self.width))
-            self._width_hist = [(t, w) for t, w in self._width_hist if t >= t_s - 2.0]
+            # (entries from the future: the clock was reset, e.g. the simulator restarted)
+            self._width_hist = [(t, w) for t, w in self._width_hist if t_s - 2.0 <= t <= t_s]
         if self.state is State.RUNNING and self.q is not None:
             self._samples.append((t_s, self.q.copy()))
         return self.tick(t_s)

@@ -111,6 +111,9 @@ class _Slot:
     info: CameraIntrinsics | None = None
 
 
+CLOCK_JUMP_BACK_S = 5.0  # a stamp this much older than the newest one means the clock was reset
+
+
 class RosCameraSource(CameraSource):
     """Synchronises per-camera colour / depth / intrinsics into RGBDFrame sets (no rclpy inside).
 
@@ -150,6 +153,12 @@ class RosCameraSource(CameraSource):
 
     def _push(self, lst: list, stamp_s: float, item: Any) -> None:
         with self._lock:
+            if lst and stamp_s < lst[-1][0] - CLOCK_JUMP_BACK_S:
+                # the clock went back (a simulator restarted): older sets would hide every new one
+                for slot in self.slots.values():
+                    slot.color.clear()
+                    slot.depth.clear()
+                self._last_stamp = -np.inf
             lst.append((float(stamp_s), item))
             lst.sort(key=lambda x: x[0])
             del lst[: max(0, len(lst) - self.history)]

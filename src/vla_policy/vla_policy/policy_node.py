@@ -385,10 +385,11 @@ class PolicyNode(Node):
             task.requested_s = now
             task.waiting_since_s = now
             task.state = "wait_cloud"
-            self.cloud = None if self.cloud is None or self.cloud[0] < now else self.cloud
+            # a cloud stamped in the future comes from before a clock reset (the simulator restarted)
+            self.cloud = None if self.cloud is None or not now <= self.cloud[0] <= now + 1.0 else self.cloud
             self.request_pub.publish(Empty())
         elif task.state == "wait_cloud":
-            if self.cloud is not None and self.cloud[0] >= task.requested_s:
+            if self.cloud is not None and task.requested_s <= self.cloud[0] <= now + 1.0:
                 self._decide(task, self.cloud[1])
             elif now - task.waiting_since_s > self.cloud_timeout_s:
                 self._end(False, f"no feature cloud newer than the request within "
