@@ -406,12 +406,13 @@ def _keyframe_times(driver: _Driver, events: list[dict[str, Any]], event_t: list
     """Demo times of the key moments: start, grasp (gripper closes), lift, place (gripper opens), end."""
     top = driver.frames["top"]
     keys: dict[str, float] = {"start": top[0][0]}
+    lift = next((t for e, t in zip(events, event_t, strict=False) if e["event"] == "object_lifted"), None)
     grasp_t = next((t for t, k, _ in driver.poses if k == "grasp"), None)
     if grasp_t is not None:
-        close = next((t for t, v in driver.gripper if t >= grasp_t and v <= 0.01), None)
-        if close is not None:
-            keys["grasp"] = close + 0.5  # fingers closing on the object
-    lift = next((t for e, t in zip(events, event_t, strict=False) if e["event"] == "object_lifted"), None)
+        closes = [t for t, v in driver.gripper if t >= grasp_t and v <= 0.01]
+        before_lift = [t for t in closes if lift is None or t <= lift]
+        if closes:  # the closing that lifted something (else the first one)
+            keys["grasp"] = (before_lift[-1] if before_lift else closes[0]) + 0.5
     if lift is not None:
         keys["lift"] = lift
     place_t = next((t for t, k, _ in driver.poses if k == "place"), None)
