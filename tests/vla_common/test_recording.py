@@ -90,3 +90,20 @@ def test_recording_reads_back_with_rerun_with_cloud_candidates_and_trajectory(tm
     assert np.allclose(rec.read_points(path, "/world/cloud/rgb")[0], xyz)
     assert np.allclose(rec.read_points(path, "/world/candidates/grasp")[0], cands[:, :3, 3])
     assert np.allclose(rec.read_points(path, "/world/tcp_trajectory")[-1], path_pts)
+
+
+def test_demo_key_frames_follow_the_gripper_and_the_lift():
+    from types import SimpleNamespace
+
+    from vla_common.demo import _frame_at, _keyframe_times
+
+    frames = [(float(t), np.full((4, 4, 3), t, np.uint8)) for t in range(20)]
+    driver = SimpleNamespace(
+        frames={"top": frames},
+        poses=[(3.0, "grasp", np.eye(4)), (8.0, "grasp", np.eye(4)), (14.0, "place", np.eye(4))],
+        gripper=[(5.0, 0.0), (6.0, 1.0), (10.0, 0.0), (16.0, 1.0)],  # a failed try, the lifting one, release
+    )
+    events = [{"event": "grasp_selected"}, {"event": "object_lifted"}]
+    keys = _keyframe_times(driver, events, [3.0, 11.0])
+    assert keys == {"start": 0.0, "grasp": 10.5, "lift": 11.0, "place": 16.5, "end": 19.0}
+    assert _frame_at(frames, keys["grasp"])[0, 0, 0] == 11 and _frame_at(frames, 99.0)[0, 0, 0] == 19
