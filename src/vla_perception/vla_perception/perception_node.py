@@ -24,7 +24,7 @@ import os
 import time
 from pathlib import Path
 
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Empty
 
@@ -66,12 +66,21 @@ def resolve_config_path(path: str) -> Path:
                             "absolute path in the rig_calibration parameter")
 
 
-class PerceptionNode(Node):
-    """Synchronise cameras, fuse CLIP features, publish the feature cloud (module docstring)."""
+class PerceptionNode(LifecycleNode):
+    """Synchronise cameras, fuse CLIP features, publish the feature cloud (module docstring).
+
+    A lifecycle (managed) node: ``configure`` opens the camera source and loads CLIP (a missing model
+    or rig file fails the transition, naming it), ``activate`` starts publishing clouds,
+    ``deactivate`` stops publishing (the cameras stay open), ``cleanup`` closes the source. With
+    ``autostart`` (default true, what ``vla launch`` uses) it configures and activates itself at
+    start, and a failed configure fails the start; ``autostart:=false`` leaves it to a lifecycle
+    manager (``/perception/change_state``).
+    """
 
     def __init__(self, node_name: str = "perception") -> None:
         super().__init__(node_name)
         defaults = FusionConfig()
+        self.declare_parameter("autostart", True)
         self.declare_parameter("cameras", ["top", "left", "right"])
         self.declare_parameter("camera_prefix", "/cameras")
         self.declare_parameter("rig_calibration", "config/rig_sim.yaml")
@@ -92,6 +101,63 @@ class PerceptionNode(Node):
         for name in FusionConfig.__dataclass_fields__:
             value = getattr(defaults, name)
             self.declare_parameter(f"fusion.{name}", list(value) if isinstance(value, tuple) else value)
+        self._active = False
+        self._entities: list = []
+        self.source = None
+        self._configure_error = ""
+        self.cloud_pub = self.create_publisher(PointCloud2, "/vla/feature_cloud", RELIABLE_QOS)
+        self._status_out = StatusPublisher(self, self.get_name(), log=False)
+        self.status_pub = self._status_out.pub
+        if self.get_parameter("autostart").value:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise RuntimeError(f"perception could not configure: {self._configure_error}")
+            self.trigger_activate()
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Open the camera source, load CLIP, subscribe (class docstring)."""
+        try:
+            self._configure()
+        except Exception as exc:  # noqa: BLE001 - a failed configure names the cause and stays unconfigured
+            self._configure_error = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"configure failed: {self._configure_error}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Publish feature clouds from now on."""
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop publishing clouds (requests are ignored until activated again)."""
+        self._active = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Close the camera source and drop the subscriptions and timers."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Close everything."""
+        self._active = False
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        for e in self._entities:
+            if hasattr(e, "cancel"):  # timer
+                self.destroy_timer(e)
+            else:
+                self.destroy_subscription(e)
+        self._entities = []
+        if self.source is not None and hasattr(self.source, "close"):
+            self.source.close()
+        self.source = None
+
+    def _configure(self) -> None:
         gp = self.get_parameter
         self.cameras = list(gp("cameras").value)
         self.frame_id = gp("frame_id").value
@@ -118,19 +184,14 @@ class PerceptionNode(Node):
                              f"got {self.camera_source!r}")
         self.pipeline = PerceptionPipeline(cfg)
 
-        self.cloud_pub = self.create_publisher(PointCloud2, "/vla/feature_cloud", RELIABLE_QOS)
-        self._status_out = StatusPublisher(self, self.get_name(), log=False)
-        self.status_pub = self._status_out.pub
         prefix = gp("camera_prefix").value
+        sub, keep = self.create_subscription, self._entities.append
         for cam in self.cameras if self.camera_source == "topics" else []:
             topics = realsense_topics(cam, prefix)
-            self.create_subscription(Image, topics["color"], lambda m, c=cam: self._on_color(c, m),
-                                     SENSOR_QOS)
-            self.create_subscription(Image, topics["depth"], lambda m, c=cam: self._on_depth(c, m),
-                                     SENSOR_QOS)
-            self.create_subscription(CameraInfo, topics["info"], lambda m, c=cam: self._on_info(c, m),
-                                     SENSOR_QOS)
-        self.create_subscription(Empty, "/vla/perception/request", self._on_request, RELIABLE_QOS)
+            keep(sub(Image, topics["color"], lambda m, c=cam: self._on_color(c, m), SENSOR_QOS))
+            keep(sub(Image, topics["depth"], lambda m, c=cam: self._on_depth(c, m), SENSOR_QOS))
+            keep(sub(CameraInfo, topics["info"], lambda m, c=cam: self._on_info(c, m), SENSOR_QOS))
+        keep(sub(Empty, "/vla/perception/request", self._on_request, RELIABLE_QOS))
         # Extrinsics from /tf_static where tf2_ros exists (a ROS install); the rig YAML otherwise.
         self._tf_buffer = None
         self._tf_pending = set(self.cameras) if gp("use_tf_static").value else set()
@@ -149,8 +210,8 @@ class PerceptionNode(Node):
         self._last_set_time = time.monotonic()
         self._n_published = 0
         if self.rate_hz > 0:
-            self.create_timer(1.0 / self.rate_hz, self._on_rate)
-        self.create_timer(0.05, self._maybe_publish)
+            keep(self.create_timer(1.0 / self.rate_hz, self._on_rate))
+        keep(self.create_timer(0.05, self._maybe_publish))
         self.get_logger().info(f"perception: cameras {self.cameras} from {rig_path}, "
                                f"CLIP {self.pipeline.clip.source} "
                                f"(D={self.pipeline.clip.dim}), rate {self.rate_hz} Hz")
@@ -202,6 +263,8 @@ class PerceptionNode(Node):
             self.get_logger().info(f"extrinsics of {cam} from /tf_static ({self.frame_id} <- {frame})")
 
     def _maybe_publish(self) -> None:
+        if not self._active:
+            return
         if self._tf_pending and self._tf_buffer is not None:
             self._lookup_tf()
         if not (self._due or self._requested):
