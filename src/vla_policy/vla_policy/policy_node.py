@@ -64,7 +64,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
-from std_msgs.msg import Empty, String
+from std_msgs.msg import Bool, Empty, String
 
 from vla_common import topics
 from vla_common.conversions import (
@@ -100,6 +100,8 @@ class _Task:
     deadline_s: float = 0.0              # node-clock time limit (0 = none)
     poses: list[Any] = field(default_factory=list)  # PoseStamped chosen per stage (last attempt)
     cancel_requested: bool = False
+    abort_reason: str = ""               # set by the e-stop thread: end the task as failed with this
+    abort_state: str = ""                # what the task was doing then (deciding, wait_motion, ...)
     done: threading.Event = field(default_factory=threading.Event)
     result: dict[str, Any] = field(default_factory=dict)
 
@@ -144,10 +146,15 @@ class PolicyNode(Node):
         self._start_lock = threading.Lock()  # one task at a time across the topic and the action
         self._claimed = False                # a goal was accepted and is about to start
         self._n_topic_tasks = 0
+        self._estop = False                  # /vla/estop engaged: the task in flight ends, none starts
+        self._deciding = False
+        self._action_group = ReentrantCallbackGroup()
+        self.create_subscription(Bool, topics.ESTOP, self._on_estop, RELIABLE_QOS,
+                                 callback_group=self._action_group)
         self.action_server = ActionServer(
             self, Manipulate, topics.MANIPULATE, execute_callback=self._execute_goal,
             goal_callback=self._on_goal, cancel_callback=self._on_cancel,
-            callback_group=ReentrantCallbackGroup())
+            callback_group=self._action_group)
         self.grasp_pub = self.create_publisher(PoseStamped, "/vla/grasp_pose", RELIABLE_QOS)
         self.place_pub = self.create_publisher(PoseStamped, "/vla/place_pose", RELIABLE_QOS)
         self.cands_pub = self.create_publisher(PoseArray, "/vla/grasp_candidates", RELIABLE_QOS)
@@ -256,6 +263,10 @@ class PolicyNode(Node):
             why = f"busy with {busy!r}; send the next instruction when it has ended"
             self._status("instruction_refused", "warn", why, instruction=text, task_id=task_id)
             return "refused", why
+        if self._estop:
+            why = "e-stop engaged: release /vla/estop before sending a task"
+            self._status("instruction_refused", "warn", why, instruction=text, task_id=task_id)
+            return "refused", why
         if not 0 <= max_attempts <= 8:
             why = f"max_attempts must be 0 (node default) .. 8, got {max_attempts}"
             self._status("instruction_refused", "warn", why, instruction=text, task_id=task_id)
@@ -295,6 +306,19 @@ class PolicyNode(Node):
                 return GoalResponse.REJECT
             self._claimed = True
             return GoalResponse.ACCEPT
+
+    def _on_estop(self, msg: Bool) -> None:
+        """E-stop (own callback group, handled while the policy decides): end the task, refuse new ones.
+
+        The executor halts the arm by itself; here the task in flight ends with ``task_failed``
+        (reason ``estop``) at the next tick, a decision being made is dropped (no pose is sent), and
+        instructions and goals are refused until the e-stop is released.
+        """
+        self._estop = bool(msg.data)
+        task = self.task
+        if self._estop and task is not None and not task.abort_reason:
+            task.abort_state = "deciding" if self._deciding else task.state
+            task.abort_reason = "e-stop engaged: task ended, the arm holds its position"
 
     def _on_cancel(self, goal_handle: Any) -> CancelResponse:
         """Accept a cancel; when the goal's task runs, stop the arm now (the tick ends the task)."""
@@ -372,6 +396,9 @@ class PolicyNode(Node):
         if task is None:
             return
         now = self._now()
+        if task.abort_reason:  # e-stop: the executor already holds the arm
+            self._end(False, task.abort_reason, reason="estop", interrupted=task.abort_state)
+            return
         if task.cancel_requested or (task.deadline_s and now > task.deadline_s):
             cancelled = task.cancel_requested
             if task.state == "wait_motion":  # stop the arm where it is; the executor stays ready
@@ -390,7 +417,11 @@ class PolicyNode(Node):
             self.request_pub.publish(Empty())
         elif task.state == "wait_cloud":
             if self.cloud is not None and task.requested_s <= self.cloud[0] <= now + 1.0:
-                self._decide(task, self.cloud[1])
+                self._deciding = True
+                try:
+                    self._decide(task, self.cloud[1])
+                finally:
+                    self._deciding = False
             elif now - task.waiting_since_s > self.cloud_timeout_s:
                 self._end(False, f"no feature cloud newer than the request within "
                                  f"{self.cloud_timeout_s:.0f} s; is the perception node running?")
@@ -428,7 +459,7 @@ class PolicyNode(Node):
         if decision.outcome != "ok":
             self._attempt_failed(task, f"no {kind} candidates in the cloud")
             return
-        if task.cancel_requested:  # cancelled while deciding: send nothing, the next tick ends it
+        if task.cancel_requested or task.abort_reason:  # stopped while deciding: send nothing
             return
         stamp = self._now()
         self.cands_pub.publish(matrices_to_pose_array(decision.candidates, self.frame_id, stamp))
