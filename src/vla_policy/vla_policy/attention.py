@@ -260,14 +260,17 @@ def _window_groups(num_heads: int, n: int, window: int) -> list[tuple[int, int, 
 
 
 class _SerialWindowDSSA(torch.autograd.Function):
-    """DSSA on serialisation windows, fused: output (B, N, D) from the projected ``[q | k | v]`` (B, N, 3D).
+    """Serial DSSA self-attention block, fused: input (B, N, D) -> output (B, N, D).
 
-    Formulas in ``DSSAttention`` (``neighbourhood="serial"``). Works one (sample, head group) at a
-    time; saves only its inputs (``qkv`` exists anyway, for the projection's backward) and the
-    windows' distance-bucket indices (uint8, (N + w) w bytes per sample and group), and recomputes
-    the (H, N / w, w, w) window maps in the backward, so nothing of size (B, H, N, N) or
-    (B, H, N, w) outlives a step of the loop. The backward is written out by hand (checked against
-    plain autograd on the same formulas in the tests).
+    The whole block in one function: input projection (``[q | k | v] = x W_in^T + b_in``), the
+    window attention (formulas in ``DSSAttention``, ``neighbourhood="serial"``) and the output
+    projection, one sample and head group at a time. It keeps for the backward only the input
+    (which exists anyway) and the windows' distance-bucket indices (uint8, (N + w) w bytes per
+    sample and group), and recomputes one sample's projections and (H, N / w, w, w) window maps at
+    a time in the backward, so nothing of size (B, H, N, N) or (B, H, N, w) outlives a step of the
+    loop, and no (B, N, 3D) projection, head output or output-projection input is kept: the
+    token-sized tensors of a training step are the output and the input gradient. The backward is
+    written out by hand (checked against plain autograd on the same formulas in the tests).
     """
 
     @staticmethod
@@ -313,8 +316,10 @@ class _SerialWindowDSSA(torch.autograd.Function):
         c = lay["q_cat"] @ k_cat.transpose(-2, -1) * scale + conv_b[h0:h1, None, None, None]  # conv(scores)
         pb = tab_t[h0:h1].index_select(1, bidx.reshape(-1).long()).view(hg, nw, window, window)  # bias B
         kv = lay["kv"]
-        a_d = (c + pb).masked_fill_(~kv, -1e30).softmax(-1)  # dense branch
-        r = (s + pb).relu_().mul_(kv)  # sparse branch, masked keys exactly 0
+        full = bool(kv.all())  # no padded key in any window: skip the masking
+        zd = c.add_(pb) if full else c.add_(pb).masked_fill_(~kv, -1e30)
+        a_d = zd.softmax(-1)  # dense branch
+        r = s.add_(pb).relu_() if full else s.add_(pb).relu_().mul_(kv)  # sparse branch, masked keys 0
         a_s = r * r
         o_d = a_d @ lay["vw"]  # (Hg, nw, w, Dh)
         u = a_s @ lay["vw"]
@@ -427,7 +432,7 @@ class _SerialWindowDSSA(torch.autograd.Function):
         for b in range(b_):
             idx = order[b]
             xs = x[b].index_select(0, idx)  # (N, D)
-            rows = torch.addmm(b_in, xs, w_in.t())  # (N, 3D), recomputed
+            rows = torch.addmm(b_in, xs, w_in.t())  # (N, 3D), recomputed rather than kept
             val = valid[b].index_select(0, idx)
             gob = g_out[b].index_select(0, idx)  # (N, D) output gradient in Z-order
             o = x.new_empty(n, d)
