@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from vla_common import topics
 from vla_common.graph import ROBOTS, graph
 from vla_common.language import NotUnderstood, parse_instruction
 from vla_common.ros_env import apply_localhost_env
@@ -115,21 +116,21 @@ class _Driver:
         self.clouds: list[tuple[float, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
         self._pinned: set[float] = set()
         self.lock = threading.Lock()
-        self.pub = self.node.create_publisher(String, "/vla/instruction", EVENT_QOS)
+        self.pub = self.node.create_publisher(String, topics.INSTRUCTION, EVENT_QOS)
         self.report_pub = self.node.create_publisher(String, "/sim/report", RELIABLE_QOS)
-        self.node.create_subscription(String, "/vla/status", self._on_status, EVENT_QOS)
+        self.node.create_subscription(String, topics.STATUS, self._on_status, EVENT_QOS)
         for cam in DEMO_CAMERAS:
             self.node.create_subscription(Image, f"/cameras/{cam}/color/image_raw",
                                           lambda m, c=cam: self._on_image(c, m), SENSOR_QOS)
-        self.node.create_subscription(String, "/cameras/rig_calibration", self._on_rig, LATCHED_QOS)
-        self.node.create_subscription(PoseArray, "/vla/grasp_candidates", self._on_candidates, RELIABLE_QOS)
+        self.node.create_subscription(String, topics.RIG_CALIBRATION, self._on_rig, LATCHED_QOS)
+        self.node.create_subscription(PoseArray, topics.GRASP_CANDIDATES, self._on_candidates, RELIABLE_QOS)
         for kind in ("grasp", "place"):
             self.node.create_subscription(PoseStamped, f"/vla/{kind}_pose",
                                           lambda m, k=kind: self._on_pose(k, m), RELIABLE_QOS)
-        self.node.create_subscription(Float64, "/gripper_controller/command", self._on_gripper, RELIABLE_QOS)
-        self.node.create_subscription(JointState, "/joint_states", self._on_joints, SENSOR_QOS)
+        self.node.create_subscription(Float64, topics.GRIPPER_COMMAND, self._on_gripper, RELIABLE_QOS)
+        self.node.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, SENSOR_QOS)
         if record:
-            self.node.create_subscription(PointCloud2, "/vla/feature_cloud", self._on_cloud, RELIABLE_QOS)
+            self.node.create_subscription(PointCloud2, topics.FEATURE_CLOUD, self._on_cloud, RELIABLE_QOS)
         self._String = String
 
     def now(self) -> float:

@@ -13,11 +13,12 @@ import os
 import sys
 import time
 
+from vla_common import topics
 from vla_common.ros_env import localhost_env
 from vla_common.status import parse_status
 
-INSTRUCTION_TOPIC = "/vla/instruction"
-STATUS_TOPIC = "/vla/status"
+INSTRUCTION_TOPIC = topics.INSTRUCTION
+STATUS_TOPIC = topics.STATUS
 END_EVENTS = ("task_succeeded", "task_failed")
 
 

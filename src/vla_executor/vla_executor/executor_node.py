@@ -106,8 +106,8 @@ class ExecutorNode(LifecycleNode):
         self.keep_out_m = float(self.declare_parameter("cloud_keep_out_radius_m", 0.08).value)
         self.tick_hz = float(self.declare_parameter("tick_rate_hz", 50.0).value)
         self.traj_stride = int(self.declare_parameter("trajectory_stride", 1).value)
-        arm_topic = str(self.declare_parameter("trajectory_topic", "/arm_controller/joint_trajectory").value)
-        gripper_topic = str(self.declare_parameter("gripper_topic", "/gripper_controller/command").value)
+        arm_topic = str(self.declare_parameter("trajectory_topic", topics.ARM_TRAJECTORY).value)
+        gripper_topic = str(self.declare_parameter("gripper_topic", topics.GRIPPER_COMMAND).value)
         self.moveit_group = str(self.declare_parameter("moveit_group", "arm").value)
         autostart = bool(self.declare_parameter("autostart", True).value)
         if self.tick_hz <= 0 or self.voxel_m <= 0:

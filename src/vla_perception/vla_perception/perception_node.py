@@ -29,6 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Empty
 
 from vla_common import conversions as conv
+from vla_common import topics
 from vla_common.node_runner import spin_node
 from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
 from vla_common.ros_status import StatusPublisher
@@ -105,7 +106,7 @@ class PerceptionNode(LifecycleNode):
         self._entities: list = []
         self.source = None
         self._configure_error = ""
-        self.cloud_pub = self.create_publisher(PointCloud2, "/vla/feature_cloud", RELIABLE_QOS)
+        self.cloud_pub = self.create_publisher(PointCloud2, topics.FEATURE_CLOUD, RELIABLE_QOS)
         self._status_out = StatusPublisher(self, self.get_name(), log=False)
         self.status_pub = self._status_out.pub
         if self.get_parameter("autostart").value:
@@ -187,11 +188,11 @@ class PerceptionNode(LifecycleNode):
         prefix = gp("camera_prefix").value
         sub, keep = self.create_subscription, self._entities.append
         for cam in self.cameras if self.camera_source == "topics" else []:
-            topics = realsense_topics(cam, prefix)
-            keep(sub(Image, topics["color"], lambda m, c=cam: self._on_color(c, m), SENSOR_QOS))
-            keep(sub(Image, topics["depth"], lambda m, c=cam: self._on_depth(c, m), SENSOR_QOS))
-            keep(sub(CameraInfo, topics["info"], lambda m, c=cam: self._on_info(c, m), SENSOR_QOS))
-        keep(sub(Empty, "/vla/perception/request", self._on_request, RELIABLE_QOS))
+            cam_topics = realsense_topics(cam, prefix)
+            keep(sub(Image, cam_topics["color"], lambda m, c=cam: self._on_color(c, m), SENSOR_QOS))
+            keep(sub(Image, cam_topics["depth"], lambda m, c=cam: self._on_depth(c, m), SENSOR_QOS))
+            keep(sub(CameraInfo, cam_topics["info"], lambda m, c=cam: self._on_info(c, m), SENSOR_QOS))
+        keep(sub(Empty, topics.PERCEPTION_REQUEST, self._on_request, RELIABLE_QOS))
         # Extrinsics from /tf_static where tf2_ros exists (a ROS install); the rig YAML otherwise.
         self._tf_buffer = None
         self._tf_pending = set(self.cameras) if gp("use_tf_static").value else set()

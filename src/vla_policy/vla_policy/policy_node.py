@@ -155,13 +155,13 @@ class PolicyNode(Node):
             self, Manipulate, topics.MANIPULATE, execute_callback=self._execute_goal,
             goal_callback=self._on_goal, cancel_callback=self._on_cancel,
             callback_group=self._action_group)
-        self.grasp_pub = self.create_publisher(PoseStamped, "/vla/grasp_pose", RELIABLE_QOS)
-        self.place_pub = self.create_publisher(PoseStamped, "/vla/place_pose", RELIABLE_QOS)
-        self.cands_pub = self.create_publisher(PoseArray, "/vla/grasp_candidates", RELIABLE_QOS)
-        self.request_pub = self.create_publisher(Empty, "/vla/perception/request", RELIABLE_QOS)
-        self.create_subscription(String, "/vla/instruction", self._on_instruction, EVENT_QOS)
-        self.create_subscription(PointCloud2, "/vla/feature_cloud", self._on_cloud, SENSOR_QOS)
-        self.create_subscription(String, "/vla/status", self._on_status, EVENT_QOS)
+        self.grasp_pub = self.create_publisher(PoseStamped, topics.GRASP_POSE, RELIABLE_QOS)
+        self.place_pub = self.create_publisher(PoseStamped, topics.PLACE_POSE, RELIABLE_QOS)
+        self.cands_pub = self.create_publisher(PoseArray, topics.GRASP_CANDIDATES, RELIABLE_QOS)
+        self.request_pub = self.create_publisher(Empty, topics.PERCEPTION_REQUEST, RELIABLE_QOS)
+        self.create_subscription(String, topics.INSTRUCTION, self._on_instruction, EVENT_QOS)
+        self.create_subscription(PointCloud2, topics.FEATURE_CLOUD, self._on_cloud, SENSOR_QOS)
+        self.create_subscription(String, topics.STATUS, self._on_status, EVENT_QOS)
         self.task: _Task | None = None
         self.cloud: tuple[float, PointCloud2] | None = None
         self.motion_result: dict[str, Any] | None = None

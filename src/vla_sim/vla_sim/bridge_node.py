@@ -50,6 +50,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64, String
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_common import topics
 from vla_common.ros_status import StatusPublisher
 
 try:  # the foundation's conversions (sensor_msgs <-> numpy)
@@ -133,9 +134,9 @@ class SimBridgeNode(Node):
         )
         self._status_out = StatusPublisher(self, NODE_NAME)
         self.status_pub = self._status_out.pub
-        self.clock_pub = self.create_publisher(Clock, "/clock", RELIABLE_QOS)
-        self.joint_pub = self.create_publisher(JointState, "/joint_states", SENSOR_QOS)
-        self.rig_pub = self.create_publisher(String, "/cameras/rig_calibration", LATCHED_QOS)
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK, RELIABLE_QOS)
+        self.joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, SENSOR_QOS)
+        self.rig_pub = self.create_publisher(String, topics.RIG_CALIBRATION, LATCHED_QOS)
         self.cam_pubs = {}
         for cam in self.world.rig:
             base = f"/cameras/{cam.name}"
@@ -145,10 +146,10 @@ class SimBridgeNode(Node):
                 self.create_publisher(CameraInfo, f"{base}/color/camera_info", LATCHED_QOS),
             )
         self.create_subscription(
-            JointTrajectory, "/arm_controller/joint_trajectory", self._on_trajectory, RELIABLE_QOS
+            JointTrajectory, topics.ARM_TRAJECTORY, self._on_trajectory, RELIABLE_QOS
         )
-        self.create_subscription(Float64, "/gripper_controller/command", self._on_gripper, RELIABLE_QOS)
-        self.create_subscription(String, "/sim/load_scene", self._on_load_scene, RELIABLE_QOS)
+        self.create_subscription(Float64, topics.GRIPPER_COMMAND, self._on_gripper, RELIABLE_QOS)
+        self.create_subscription(String, topics.SIM_LOAD_SCENE, self._on_load_scene, RELIABLE_QOS)
         self.create_subscription(String, "/sim/report", self._on_report, RELIABLE_QOS)
 
         self._lift_ref_z: dict[str, float] = {}
@@ -165,7 +166,7 @@ class SimBridgeNode(Node):
             f"simulated {self.robot_name} ready ({self.world.renderer} renderer)",
             renderer=self.world.renderer,
             joint_names=self.world.robot.joint_names,
-            rig_topic="/cameras/rig_calibration",
+            rig_topic=topics.RIG_CALIBRATION,
         )
 
     # ------------------------------------------------------------------ scene
