@@ -3,22 +3,26 @@ r"""Refit the presence recogniser and its target-not-found threshold, and measur
 
 Tooling (imports the simulator for the held-out decisions). Steps:
 
-1. load the shards of ``--data`` (``vla collect --task grasp``; object AABBs are training metadata);
+1. load the shards of ``--data`` (``vla collect --task grasp`` and ``--task place``: place scenes
+   hold the containers and supports that grasp scenes never show; object AABBs are training
+   metadata);
 2. ``train.calibrate_presence``: heads (``--hidden`` > 0: one shared ReLU layer) fitted on every
    sample, threshold chosen on 2-fold out-of-sample scores (``--min-tpr``: the highest threshold
    that still accepts that share of true instructions; default: best balanced accuracy);
 3. held-out: fresh expert decisions on ``--heldout-seeds`` (never collected for training), seen and
    unseen objects, scored by the fitted recogniser at the chosen threshold: accepted share of true
    instructions (TPR), refused share of instructions naming an absent object (TNR, strict
-   negatives), ROC AUC, and 3D grounding accuracy (:func:`heldout_grounding`); the recogniser
+   negatives), ROC AUC, and 3D grounding accuracy (:func:`heldout_grounding`), also of place
+   references on ``--heldout-place`` shards; the recogniser
    shipped before the run is measured on the same decisions (``previous_*``);
 4. ``--install``: write the recogniser into the shipped ``checkpoints/presence`` and the threshold
    and metrics into the meta of every shipped checkpoint that uses it.
 
 Usage::
 
-    python -m vla_policy.presence_calibration --data data/grasp_v4 --hidden 128 --min-tpr 0.97 \\
-        --heldout-seeds 900000:900060 --out outputs/presence
+    python -m vla_policy.presence_calibration --data data/grasp_v4 data/place_v1 --hidden 128 \\
+        --min-tpr 0.90 --heldout-seeds 900000:900060 --heldout-place data/heldout_place_v1 \\
+        --out outputs/presence
 """
 
 from __future__ import annotations
@@ -148,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-tpr", type=float, default=None)
     ap.add_argument("--heldout-seeds", default="900000:900060", help="first:last (exclusive)")
     ap.add_argument("--heldout-cache", type=Path, default=None, help="keep the held-out decisions here")
+    ap.add_argument("--heldout-place", type=Path, nargs="*", default=[],
+                    help="held-out place shards (vla collect --task place, seeds used for nothing else): "
+                         "how often the best-scoring object is the named reference")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("outputs/presence"))
     ap.add_argument("--install", action="store_true", help="ship it (checkpoints/presence + every meta)")
@@ -171,15 +178,19 @@ def main(argv: list[str] | None = None) -> int:
                 for k, v in heldout_presence(rec, threshold, held_unseen, args.seed).items()})
     for split, samples_ in (("seen", held), ("unseen", held_unseen)):
         cal.update({f"presence_heldout_{split}_{k}": v for k, v in heldout_grounding(rec, samples_).items()})
+    held_place = [x for d in args.heldout_place for x in load_samples(d)]
+    if held_place:
+        cal.update({f"presence_heldout_place_{k}": v for k, v in heldout_grounding(rec, held_place).items()})
     shipped = policy.recogniser  # the recogniser shipped before this run, on the same held-out decisions
     if shipped is not None and policy.meta.get("presence_threshold") is not None:
         base = heldout_presence(shipped, float(policy.meta["presence_threshold"]), held, args.seed)
         cal.update({f"previous_heldout_grasp_{k}": v for k, v in base.items()})
         base = heldout_presence(shipped, float(policy.meta["presence_threshold"]), held_unseen, args.seed)
         cal.update({f"previous_heldout_unseen_grasp_{k}": v for k, v in base.items()})
-        for split, samples_ in (("seen", held), ("unseen", held_unseen)):
-            cal.update({f"previous_heldout_{split}_{k}": v
-                        for k, v in heldout_grounding(shipped, samples_).items()})
+        for split, samples_ in (("seen", held), ("unseen", held_unseen), ("place", held_place)):
+            if samples_:
+                cal.update({f"previous_heldout_{split}_{k}": v
+                            for k, v in heldout_grounding(shipped, samples_).items()})
     cal["presence_heldout_seeds"] = args.heldout_seeds
     cal["presence_fit_data"] = [str(d) for d in args.data]
     args.out.mkdir(parents=True, exist_ok=True)
