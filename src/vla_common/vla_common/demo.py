@@ -641,6 +641,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[demo] scene objects: {', '.join(result.scene_objects)}")
     print(f"[demo] policy's report: {result.outcome} ({result.detail})")
     print(f"[demo] objects lifted (simulator's view): {', '.join(result.lifted) or 'none'}")
+    if result.placement:
+        p = result.placement
+        refs = (p.get("references") or {}).items()
+        gaps = ", ".join(f"{r} {v.get('gap_m', 0.0) * 100:.0f} cm" for r, v in refs)
+        print(f"[demo] placement (simulator's view): {p.get('object')} {p.get('relation')} -> "
+              f"{'in' if p.get('success') else 'not in'} the region; at rest: {p.get('at_rest')}, "
+              f"in the gripper: {p.get('held')}, distance to the reference footprint: {gaps or '-'}")
     print(f"[demo] wall time {result.wall_s:.1f} s; written to {args.save}/: {', '.join(result.files)}")
     if "episode.rrd" in result.files:
         print(f"[demo] open the recording with: rerun {args.save / 'episode.rrd'}")
