@@ -15,7 +15,7 @@ What it writes (SDFormat 1.11, Gazebo Harmonic; all paths relative to the folder
     at its spawn pose (upright objects resting 1 mm above the table, as SimWorld puts them), with
     the catalogue's geometry (primitives, or the pybullet_data OBJ meshes copied to ``meshes/``
     with their scale, upright rotation and centring; "hull" collisions as
-    ``<optimization>convex_hull</optimization>``), mass, friction and the inertia PyBullet
+    ``<mesh optimization="convex_hull">``), mass, friction and the inertia PyBullet
     computes for the same shapes; and the three RGB-D cameras of config/rig_sim.yaml as static
     ``rgbd_camera`` sensors (same intrinsics, clip range, rate; optical frame ids
     ``<name>_color_optical_frame``; pose = the optical frame turned into Gazebo's x-forward
@@ -168,8 +168,8 @@ def _shapes(spec: objlib.ObjectSpec, meshes: dict[str, str]) -> list[tuple[str, 
         Tb[:3, :3] = R
         shapes.append(("collision_box", Tb, f"<box><size>{_vec((hi - lo) * s)}</size></box>", None))
     elif g.collision == "hull":
-        shapes.append(("collision_hull", T, f"<mesh><uri>{meshes[g.mesh]}</uri>{scale}"
-                                            "<optimization>convex_hull</optimization></mesh>", None))
+        shapes.append(("collision_hull", T, f'<mesh optimization="convex_hull"><uri>{meshes[g.mesh]}</uri>'
+                                            f"{scale}</mesh>", None))
     else:
         shapes.append(("collision_parts", T, f"<mesh><uri>{meshes[g.collision]}</uri>{scale}</mesh>", None))
     return shapes
