@@ -493,7 +493,7 @@ def s_pose(
         h.pub_grasp.publish(_pose_msg(xyz, quat, frame))
         ev = h.wait_event(mark, lambda e: e.get("node") == "executor" and e.get("event") in FINAL_MOTION, 120)
         _finish(h, row, mark, t0, sim0, ev, bad0)
-        row.ok = row.final_status.endswith(expect) and row.commands_outside_limits == 0
+        row.ok = row.final_status.startswith(f"executor:{expect}") and row.commands_outside_limits == 0
         return row
 
     return run
@@ -876,7 +876,9 @@ def graph_scenarios(full: bool) -> list[tuple[str, Callable[[Harness], Row]]]:
         ),
         (
             "control_characters",
-            s_instruction("pick up the red\x07\x1b[2J\u202e mug", "instruction_refused", "control_characters"),
+            s_instruction(
+                "pick up the red\x07\x1b[2J\u202e mug", "instruction_refused", "control_characters"
+            ),
         ),
         (
             "other_language",
@@ -1041,9 +1043,17 @@ SOAK_INVALID = [
 
 
 def run_soak(
-    n: int, valid_every: int, out: Path, robot: str = "ur5", log: Path | None = None
+    n: int,
+    valid_every: int,
+    out: Path,
+    robot: str = "ur5",
+    log: Path | None = None,
+    max_minutes: float = 0.0,
 ) -> dict[str, Any]:
-    """``n`` consecutive tasks on one graph; answers and node memory (RSS) after each."""
+    """``n`` consecutive tasks on one graph; answers and node memory (RSS) after each.
+
+    ``max_minutes`` > 0 stops early (after the task running then) and says so in the results.
+    """
     h = Harness(robot, log=log)
     samples: list[dict[str, Any]] = []
     try:
@@ -1051,6 +1061,9 @@ def run_soak(
             raise RuntimeError("the graph did not come up")
         t0 = time.monotonic()
         for i in range(n):
+            if max_minutes and time.monotonic() - t0 > 60.0 * max_minutes:
+                print(f"[soak] stopping after {i} tasks: --max-minutes {max_minutes}", flush=True)
+                break
             text = VALID if valid_every and i % valid_every == 0 else SOAK_INVALID[i % len(SOAK_INVALID)]
             row = run_instruction(h, Row(f"soak_{i}", "soak", ""), text, timeout_s=300)
             rss = {name: _rss_mb(p.pid) for name, p in h.launcher.procs.items()}
@@ -1071,30 +1084,37 @@ def run_soak(
                 flush=True,
             )
         wall = time.monotonic() - t0
+        restarts = dict(h.launcher.respawns)
     finally:
         h.close()
-    warm = samples[min(len(samples) - 1, max(1, n // 10))]["rss_mb"]
+    done = len(samples)
+    warm_i = min(done - 1, max(1, done // 10))
+    warm = samples[warm_i]["rss_mb"]
     last = samples[-1]["rss_mb"]
     growth = {k: (last[k] - warm[k]) / warm[k] for k in last if last.get(k) and warm.get(k)}
     result = {
-        "tasks": n,
+        "tasks": done,
+        "tasks_asked": n,
+        "node_restarts": restarts,
         "valid": sum(s["valid"] for s in samples),
         "unanswered": sum(s["final"] == "none" for s in samples),
         "finals": {k: sum(s["final"] == k for s in samples) for k in sorted({s["final"] for s in samples})},
         "commands_outside_limits": sum(s["outside_limits"] for s in samples),
         "rss_growth_after_warmup": growth,
-        "warmup_task": samples[min(len(samples) - 1, max(1, n // 10))]["i"],
+        "warmup_task": samples[warm_i]["i"],
         "wall_s": round(wall, 1),
         "samples": samples,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "soak.json").write_text(json.dumps(result, indent=2))
     md = [
-        f"# Soak: {n} consecutive tasks on one sim graph ({result['valid']} valid)",
+        f"# Soak: {done} consecutive tasks on one sim graph ({result['valid']} valid"
+        + (f"; {n} asked, stopped by the time limit)" if done < n else ")"),
         "",
         "Written by `vla faults --soak` (vla_sim.faults).",
         "",
         f"- unanswered: {result['unanswered']}",
+        f"- node restarts: {restarts or 'none'}",
         f"- final statuses: {result['finals']}",
         f"- commands outside limits: {result['commands_outside_limits']}",
         f"- wall time: {result['wall_s']} s",
@@ -1127,6 +1147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", type=Path, default=None, help="write the nodes' output here")
     p.add_argument("--soak", type=int, default=0, help="run N consecutive tasks instead of the scenarios")
     p.add_argument("--valid-every", type=int, default=10, help="soak: every k-th task is a valid one")
+    p.add_argument("--max-minutes", type=float, default=0.0, help="soak: stop after this long (0 = no limit)")
     return p
 
 
@@ -1138,7 +1159,7 @@ def main(argv: list[str] | None = None) -> int:
             print(n)
         return 0
     if args.soak:
-        res = run_soak(args.soak, args.valid_every, args.out, args.robot, args.log)
+        res = run_soak(args.soak, args.valid_every, args.out, args.robot, args.log, args.max_minutes)
         print(json.dumps({k: v for k, v in res.items() if k != "samples"}, indent=2))
         return 0 if res["unanswered"] == 0 and res["commands_outside_limits"] == 0 else 1
     names = [n.strip() for n in args.only.split(",")] if args.only else None
