@@ -607,12 +607,16 @@ def s_kill(name: str, after: str = "instruction_received", delay_s: float = 1.0)
             time.sleep(delay_s)
             proc = h.launcher.procs[name]
             killed["pid"], killed["mark"] = proc.pid, h.mark()
+            killed["t"], killed["sim"] = time.monotonic(), h.sim_now
             os.kill(proc.pid, signal.SIGKILL)
 
         run_instruction(h, row, VALID, timeout_s=120, during=during)
         if "pid" not in killed:
             row.notes = f"the task never reached {after}"
             return row
+        if row.final_status != "none":  # seconds from the kill (not from the instruction) to the end
+            row.wall_s = round(time.monotonic() - killed["t"], 2)
+            row.sim_s = None if name == "sim_bridge" else round(max(0.0, h.sim_now - killed["sim"]), 2)
         back = _ready_after_restart(h, name, killed["mark"])
         restarted = h.launcher.procs[name].pid != killed["pid"] and h.launcher.procs[name].poll() is None
         nxt = run_instruction(h, Row("next", "nodes", ""), VALID) if back else None
