@@ -24,7 +24,7 @@ from vla_executor.robot_model import RobotModel
 from vla_executor.robots.generate import rpy_to_rot
 from vla_sim import gazebo_export as gx
 from vla_sim import objects as objlib
-from vla_sim.scenes import make_scene
+from vla_sim.scenes import Scene, SceneObject, make_scene
 from vla_sim.world import default_rig
 
 SHIPPED = gx.OUT_DIR
@@ -128,6 +128,17 @@ def test_world_follows_the_sdformat_1_11_spec():
     sdf = SdfSpec(SPEC_DIR)
     root = ET.parse(SHIPPED / "world.sdf").getroot()
     assert sdf_errors(root, sdf.root("root.sdf"), sdf) == []
+    # every kind of catalogue geometry (primitives, open boxes, capsules, meshes with hull, box and
+    # decomposition collisions), all 68 objects in one world
+    objs = [SceneObject(s.name, (0.2 * (k % 9), 0.2 * (k // 9), 0.1), rest_on_table=True)
+            for k, s in enumerate(objlib.CATALOGUE)]
+    files = gx.build_scene(Scene("grasp", "seen", 0, objs))
+    every = ET.fromstring(files["world.sdf"])
+    assert sdf_errors(every, sdf.root("root.sdf"), sdf) == []
+    assert len(every.findall("world/model")) == len(objlib.CATALOGUE) + 4
+    uris = {u.text for u in every.iter("uri")}
+    assert uris and uris <= set(files)
+    assert every.find(".//mesh[@optimization='convex_hull']") is not None
     # the checker finds what libsdformat would refuse
     bad = ET.fromstring('<sdf version="1.11"><world name="w"><model name="m"><link name="l">'
                         "<inertial><mass>heavy</mass></inertial><visual name='v'><geometry><mesh>"

@@ -384,10 +384,15 @@ def bridge_config(cameras: list[str]) -> list[dict]:
 
 
 def build(task: str = "grasp", split: str = "seen", seed: int = 0, robot: str = "ur5") -> dict[str, bytes]:
-    """{relative path: content} of the whole export."""
+    """{relative path: content} of the whole export of the seeded scene."""
     from vla_sim.scenes import make_scene
 
-    scene = make_scene(task, split, seed)
+    return build_scene(make_scene(task, split, seed), robot)
+
+
+def build_scene(scene: Any, robot: str = "ur5") -> dict[str, bytes]:
+    """{relative path: content} of the whole export of a :class:`vla_sim.scenes.Scene`."""
+    task, split, seed = scene.task, scene.split, scene.seed
     data = objlib.pybullet_data_path()
     meshes, files = {}, {}
     for name in (o.name for o in scene.objects):
