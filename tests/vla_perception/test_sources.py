@@ -192,3 +192,14 @@ def test_ros_source_follows_a_clock_reset():
     src.add_depth("a", 0.5, depth)
     frames = src.read()
     assert frames and frames[0].stamp_s == 0.5 and frames[0].rgb[0, 0, 0] == 9
+
+
+def test_ros_source_drops_an_image_of_another_size():
+    K = CameraIntrinsics(4, 3, 2.0, 2.0, 2.0, 1.5)
+    src = RosCameraSource(["a"], {"a": np.eye(4)})
+    src.set_info("a", K)
+    with pytest.raises(ValueError, match="2x1 but camera_info says 4x3"):
+        src.add_color("a", 1.0, np.zeros((1, 2, 3), np.uint8))
+    with pytest.raises(ValueError, match="depth"):
+        src.add_depth("a", 1.0, np.zeros((6, 8), np.float32))
+    src.add_color("a", 1.0, np.zeros((3, 4, 3), np.uint8))  # the right size still goes in

@@ -163,14 +163,26 @@ class RosCameraSource(CameraSource):
             lst.sort(key=lambda x: x[0])
             del lst[: max(0, len(lst) - self.history)]
 
+    def _check_size(self, camera: str, what: str, shape: tuple[int, ...]) -> None:
+        info = self.slots[camera].info
+        if info is not None and tuple(shape[:2]) != (info.height, info.width):
+            raise ValueError(f"{what} image is {shape[1]}x{shape[0]} but camera_info says "
+                             f"{info.width}x{info.height}; image dropped")
+
     def add_color(self, camera: str, stamp_s: float, rgb: np.ndarray) -> None:
-        """A colour image (H, W, 3) uint8."""
+        """A colour image (H, W, 3) uint8.
+
+        Raises:
+            ValueError: its size differs from the camera's camera_info (the image is dropped).
+        """
         if camera in self.slots:
+            self._check_size(camera, "colour", rgb.shape)
             self._push(self.slots[camera].color, stamp_s, rgb)
 
     def add_depth(self, camera: str, stamp_s: float, depth_m: np.ndarray) -> None:
-        """An aligned depth image (H, W) float32 metres."""
+        """An aligned depth image (H, W) float32 metres (ValueError: size differs from camera_info)."""
         if camera in self.slots:
+            self._check_size(camera, "depth", depth_m.shape)
             self._push(self.slots[camera].depth, stamp_s, depth_m)
 
     def set_info(self, camera: str, intrinsics: CameraIntrinsics) -> None:
