@@ -9,7 +9,14 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from vla_policy.attention import ATTENTION_TYPES, DSSAttention, _read_weights, make_attention, zorder_codes
+from vla_policy.attention import (
+    ATTENTION_TYPES,
+    DSSAttention,
+    _read_weights,
+    _SerialWindowDSSA,
+    make_attention,
+    zorder_codes,
+)
 
 torch.set_num_threads(1)
 B, NQ, NK, D, H = 2, 5, 40, 32, 4
@@ -350,8 +357,11 @@ def _perturbed_dssa(window=16, n=70, seed=0):
     return attn, x, pos, kpm
 
 
-def test_dssa_serial_fused_kernel_equals_plain_autograd_in_outputs_and_gradients():
+@pytest.mark.parametrize("chunk", [None, 2 * 16 * 16 * 2])  # default: one chunk; small: 2 windows a chunk
+def test_dssa_serial_fused_kernel_equals_plain_autograd_in_outputs_and_gradients(chunk, monkeypatch):
     """The hand-written backward of the fused window kernel against autograd on the same formulas."""
+    if chunk is not None:
+        monkeypatch.setattr(_SerialWindowDSSA, "CHUNK_ELEMENTS", chunk)
     attn, x0, pos, kpm = _perturbed_dssa()
     g = torch.randn(B, x0.shape[1], D)
     res = []

@@ -41,8 +41,30 @@ Variants (``make_attention(name, dim, num_heads, **kw)``):
     * adaptive fusion: ``O = w_d O_d + w_s O_s`` with ``(w_d, w_s) = softmax(alpha)``, alpha a
       learnable 2-vector, so the weights are positive and sum to one.
 
-    DSSA needs the full (B, H, Nq, Nk) score map (the convolution runs over it), so its memory
-    grows as N^2.
+    The paper does not say over which neighbourhood the convolution runs; a score map is indexed
+    by token order, so its 3 x 3 neighbours are the tokens next in that order. Two forms
+    (``neighbourhood``):
+
+    * ``"serial"`` (default; issue 11): the tokens are first put in Z-order (Morton order) of their
+      3D positions on a 2^10-cell cubic grid over the cloud (the serialisation of Point
+      Transformer V3, Wu et al. 2024), so the neighbours of a token in that order are its
+      neighbours in space. With ``pi`` that order, the formulas above run on
+      ``S_pi[a, b] = S[pi(a), pi(b)]``: ``Conv`` is the 3 x 3 convolution of the serialised score
+      map (exact, zero padded at the sequence ends), and both softmax and ReLU^2 are restricted to
+      serialisation windows of ``window`` tokens: ``A_d[a, b] ∝ exp(Conv(S_pi)[a, b] + B[a, b])``
+      and ``A_s[a, b] = relu(S_pi[a, b] + B[a, b])^2`` for ``b`` in the window of ``a``, 0 elsewhere
+      (padded keys excluded). The first half of the heads uses windows ``[m w, (m + 1) w)``, the
+      second half windows shifted by ``w / 2`` (Swin's shifted windows, on the serialised order),
+      so no token is always at a window edge. The dense branch thus mixes the scores of spatial
+      neighbours (query and key side), the sparse branch keeps its exact zeros, and the cost is
+      O(N w D) instead of O(N^2 D). Self-attention runs through ``_SerialWindowDSSA``, one fused
+      function with a hand-written backward that keeps only its input; cross-attention and
+      ``need_weights`` run the same formulas on full maps masked to the windows (a query's window
+      is the one holding its insertion point in the keys' Z-order).
+    * ``"rank"``: the original form: global attention, the convolution over the tokens' given
+      order (in the policy, the 1-Align relevance rank, so the neighbours of a token in the map
+      are generally not its neighbours in space). It needs the full (B, H, Nq, Nk) score map, so
+      its memory grows as N^2. Checkpoints saved before the option existed use it.
 ``mgfa``
     Memory-gated filtering attention (000, Ren & Shi 2025; only the summary is available, so the
     design is ours; formulas and complexity in ``MemoryGatedFilteringAttention``). A rank-(1 + M)
@@ -259,19 +281,28 @@ def _window_groups(num_heads: int, n: int, window: int) -> list[tuple[int, int, 
     return [(0, num_heads // 2, 0), (num_heads // 2, num_heads, window // 2)]
 
 
+def _vmask(t: torch.Tensor, vf: torch.Tensor | None) -> torch.Tensor:
+    """``t * vf`` (zero the padded tokens), or ``t`` itself when there is no padding (``vf`` None)."""
+    return t if vf is None else t * vf
+
+
 class _SerialWindowDSSA(torch.autograd.Function):
     """Serial DSSA self-attention block, fused: input (B, N, D) -> output (B, N, D).
 
     The whole block in one function: input projection (``[q | k | v] = x W_in^T + b_in``), the
     window attention (formulas in ``DSSAttention``, ``neighbourhood="serial"``) and the output
-    projection, one sample and head group at a time. It keeps for the backward only the input
-    (which exists anyway) and the windows' distance-bucket indices (uint8, (N + w) w bytes per
-    sample and group), and recomputes one sample's projections and (H, N / w, w, w) window maps at
-    a time in the backward, so nothing of size (B, H, N, N) or (B, H, N, w) outlives a step of the
-    loop, and no (B, N, 3D) projection, head output or output-projection input is kept: the
-    token-sized tensors of a training step are the output and the input gradient. The backward is
-    written out by hand (checked against plain autograd on the same formulas in the tests).
+    projection, one sample, head group and chunk of windows at a time. It keeps for the backward
+    only the input (which exists anyway) and the windows' distance-bucket indices (uint8,
+    (N + w) w bytes per sample and group), and recomputes one sample's projections and one chunk's
+    window maps at a time in the backward, so nothing of size (B, H, N, N) or (B, H, N, w)
+    outlives a step of the loop, and no (B, N, 3D) projection, head output or output-projection
+    input is kept: the token-sized tensors of a training step are the output and the input
+    gradient. Chunks hold at most ``CHUNK_ELEMENTS`` map entries, so the loop's temporaries stay
+    small and are reused by the allocator. The backward is written out by hand (checked against
+    plain autograd on the same formulas in the tests).
     """
+
+    CHUNK_ELEMENTS = 1 << 17  # map entries (Hg x windows x w x w) per chunk: 512 KiB in fp32
 
     @staticmethod
     def _layout(rows, val, h0, h1, off, window, dh, kk):
@@ -279,100 +310,106 @@ class _SerialWindowDSSA(torch.autograd.Function):
         n, d = rows.shape[0], rows.shape[1] // 3
         hg = h1 - h0
         c0, c1 = h0 * dh, h1 * dh
-        vf = val.to(rows.dtype)[None, :, None]  # (1, N, 1)
-        qs = rows[:, c0:c1].view(n, hg, dh).transpose(0, 1) * vf  # (Hg, N, Dh) zero at padding
-        ks = rows[:, d + c0:d + c1].view(n, hg, dh).transpose(0, 1) * vf
-        vs = rows[:, 2 * d + c0:2 * d + c1].view(n, hg, dh).transpose(0, 1)
+        vf = None if bool(val.all()) else val.to(rows.dtype)[None, :, None]  # (1, N, 1); None: no padding
         length = -(-(n + off) // window) * window  # layout length L: whole windows
         back = length - n - off
         p = kk // 2
-        nw = length // window
-        qpad = F.pad(qs, (0, 0, p + off, p + back))  # (Hg, L + 2p, Dh): conv halo + window padding
-        kpad = F.pad(ks, (0, 0, p + off, p + back))
-        # q_cat[t] = [q[t - p], ..., q[t + p]]: the score convolution as one product (see dense_scores)
-        q_cat = qpad.unfold(1, kk, 1).transpose(-2, -1).reshape(hg, nw, window, kk * dh)  # (Hg, nw, w, k Dh)
-        kunf = kpad.unfold(1, kk, 1)  # (Hg, L, Dh, k) view
-        return dict(n=n, hg=hg, c0=c0, c1=c1, off=off, back=back, length=length, p=p, nw=nw, vf=vf,
-                    qpad=qpad, kpad=kpad, q_cat=q_cat, kunf=kunf,
-                    qc=qpad[:, p:p + length].reshape(hg, nw, window, dh),
-                    kc=kpad[:, p:p + length].reshape(hg, nw, window, dh),
-                    vw=F.pad(vs, (0, 0, off, back)).reshape(hg, nw, window, dh),
-                    kv=F.pad(val, (off, back)).reshape(1, nw, 1, window))  # valid keys
+        # (Hg, L + 2p, Dh): conv halo + window padding; q and k zero at padded tokens
+        qpad = F.pad(_vmask(rows[:, c0:c1].view(n, hg, dh).transpose(0, 1), vf), (0, 0, p + off, p + back))
+        kpad = F.pad(_vmask(rows[:, d + c0:d + c1].view(n, hg, dh).transpose(0, 1), vf),
+                     (0, 0, p + off, p + back))
+        vpad = F.pad(rows[:, 2 * d + c0:2 * d + c1].view(n, hg, dh).transpose(0, 1), (0, 0, off, back))
+        return dict(n=n, hg=hg, c0=c0, c1=c1, off=off, back=back, length=length, p=p, nw=length // window,
+                    vf=vf, qpad=qpad, kpad=kpad, vpad=vpad, kval=F.pad(val, (off, back)), window=window,
+                    step=max(1, _SerialWindowDSSA.CHUNK_ELEMENTS // (hg * window * window)))
 
     @staticmethod
-    def _maps(lay, conv_w, conv_b, tab_t, bidx, h0, h1, scale, gain, eps):
-        """Window maps and branch outputs for one (sample, head group)."""
-        hg, nw, window, length = lay["hg"], lay["nw"], lay["kv"].shape[-1], lay["length"]
-        kk = conv_w.shape[-1]
-        # k_cat[t] = [sum_j w[i, j] k[t + j - p]]_i: kernel-mixed shifted keys (Hg, nw, w, k Dh)
-        kpad, w = lay["kpad"], conv_w[h0:h1, :, :, None, None]  # w (Hg, k, k, 1, 1)
-        k_cat = kpad.new_empty(hg, length, kk, kpad.shape[-1])
+    def _chunk(lay, m0, m1, conv_w, conv_b, tab_t, bidx, h0, h1, scale, gain, eps, fusion=None):
+        """Windows ``m0 .. m1 - 1`` of one (sample, head group): inputs, maps and branch outputs.
+
+        With ``fusion`` (forward only) returns just the fused output ``o`` (Hg, nc, w, Dh).
+        """
+        hg, window, p = lay["hg"], lay["window"], lay["p"]
+        kk, dh = conv_w.shape[-1], lay["qpad"].shape[-1]
+        t0, t1 = m0 * window, m1 * window
+        nc, lc = m1 - m0, t1 - t0
+        qpad, kpad = lay["qpad"], lay["kpad"]
+        # the score convolution as k products (see dense_scores): conv(S)[t, u] =
+        # sum_i q[t + i - p] . kmix_i[u], kmix_i[u] = sum_j w[i, j] k[u + j - p]; q_sh[i] are views
+        q_sh = [qpad[:, t0 + i:t1 + i].reshape(hg, nc, window, dh) for i in range(kk)]
+        w = conv_w[h0:h1, :, :, None, None]  # (Hg, k, k, 1, 1)
+        kmix = kpad.new_empty(kk, hg, lc, dh)
         for i in range(kk):
-            torch.mul(kpad[:, 0:length], w[:, i, 0], out=k_cat[:, :, i])
+            torch.mul(kpad[:, t0:t1], w[:, i, 0], out=kmix[i])
             for j in range(1, kk):
-                k_cat[:, :, i].addcmul_(kpad[:, j:j + length], w[:, i, j])
-        k_cat = k_cat.view(hg, nw, window, -1)
-        s = lay["qc"] @ lay["kc"].transpose(-2, -1) * scale  # (Hg, nw, w, w) plain scores
-        c = lay["q_cat"] @ k_cat.transpose(-2, -1) * scale + conv_b[h0:h1, None, None, None]  # conv(scores)
-        pb = tab_t[h0:h1].index_select(1, bidx.reshape(-1).long()).view(hg, nw, window, window)  # bias B
-        kv = lay["kv"]
-        full = bool(kv.all())  # no padded key in any window: skip the masking
+                kmix[i].addcmul_(kpad[:, t0 + j:t1 + j], w[:, i, j])
+        kmix = kmix.view(kk, hg, nc, window, dh)
+        qc = qpad[:, p + t0:p + t1].reshape(hg, nc, window, dh)
+        kc = kpad[:, p + t0:p + t1].reshape(hg, nc, window, dh)
+        vw = lay["vpad"][:, t0:t1].reshape(hg, nc, window, dh)
+        kv = lay["kval"][t0:t1].reshape(1, nc, 1, window)  # valid keys
+        bidx = bidx[m0:m1]
+        s = qc @ kc.transpose(-2, -1) * scale  # (Hg, nc, w, w) plain scores
+        c = q_sh[0] @ kmix[0].transpose(-2, -1)
+        for i in range(1, kk):
+            c += q_sh[i] @ kmix[i].transpose(-2, -1)
+        c = c.mul_(scale).add_(conv_b[h0:h1, None, None, None])  # conv(scores)
+        pb = tab_t[h0:h1].index_select(1, bidx.reshape(-1).long()).view(hg, nc, window, window)  # bias B
+        full = bool(kv.all())  # no padded key in these windows: skip the masking
         zd = c.add_(pb) if full else c.add_(pb).masked_fill_(~kv, -1e30)
         a_d = zd.softmax(-1)  # dense branch
         r = s.add_(pb).relu_() if full else s.add_(pb).relu_().mul_(kv)  # sparse branch, masked keys 0
-        a_s = r * r
-        o_d = a_d @ lay["vw"]  # (Hg, nw, w, Dh)
-        u = a_s @ lay["vw"]
+        a_s = r.square_() if fusion is not None else r * r
+        o_d = a_d @ vw  # (Hg, nc, w, Dh)
+        u = a_s @ vw
         rs = torch.rsqrt(u.pow(2).mean(-1, keepdim=True) + eps)
+        if fusion is not None:  # o = f_d O_d + f_s RMSNorm(u)
+            return torch.addcmul(o_d.mul_(fusion[0]), u.mul_(rs), gain * fusion[1])
         un = u * rs
-        return dict(k_cat=k_cat, a_d=a_d, r=r, a_s=a_s, o_d=o_d, un=un, rs=rs, o_s=un * gain)
+        return dict(t0=t0, t1=t1, lc=lc, nc=nc, bidx=bidx, q_sh=q_sh, kmix=kmix, qc=qc, kc=kc, vw=vw,
+                    a_d=a_d, r=r, a_s=a_s, o_d=o_d, un=un, rs=rs, o_s=un * gain)
 
     @staticmethod
-    def _buckets(ps, val, off, back, window, edges):
-        """(nw, w, w) uint8 distance-bucket index of every in-window pair of one sample."""
-        pw = F.pad(ps, (0, 0, off, back)).reshape(-1, window, 3)
-        return torch.bucketize(torch.cdist(pw, pw), edges).to(torch.uint8)
+    def _chunks(lay):
+        return [(m0, min(lay["nw"], m0 + lay["step"])) for m0 in range(0, lay["nw"], lay["step"])]
 
     @staticmethod
-    def _group_backward(lay, m, go, conv_w, h0, h1, bidx, fusion, gain, scale, acc):
-        """Backward of one (sample, head group): d rows (Hg parts of q, k, v) and parameter grads."""
+    def _chunk_backward(lay, m, go, conv_w, h0, h1, fusion, gain, scale, acc, dqpad, dkpad, dvpad):
+        """Backward of one chunk: adds into dqpad / dkpad / dvpad and the parameter grads ``acc``."""
         dw, dcb, dtab, dgain, dfus = acc
-        hg, nw, length, p, vf, n = lay["hg"], lay["nw"], lay["length"], lay["p"], lay["vf"], lay["n"]
-        window, dh, kk, off = lay["kv"].shape[-1], lay["qc"].shape[-1], conv_w.shape[-1], lay["off"]
-        go = go.view(n, hg, dh).transpose(0, 1) * vf  # (Hg, N, Dh)
-        go = F.pad(go, (0, 0, off, lay["back"])).reshape(hg, nw, window, dh)
+        hg, window, p = lay["hg"], lay["window"], lay["p"]
+        kk, dh = conv_w.shape[-1], lay["qpad"].shape[-1]
+        t0, t1, lc = m["t0"], m["t1"], m["lc"]
+        go = go[:, t0:t1].reshape(hg, -1, window, dh)  # (Hg, nc, w, Dh)
         dfus[0] += (go * m["o_d"]).sum()
         dfus[1] += (go * m["o_s"]).sum()
         g_d, g_s = fusion[0] * go, fusion[1] * go
         dgain += (g_s * m["un"]).sum((0, 1, 2))
         dun = g_s * gain
         du = m["rs"] * (dun - m["un"] * (dun * m["un"]).mean(-1, keepdim=True))  # RMSNorm backward
-        vw, a_d = lay["vw"], m["a_d"]
-        dvw = a_d.transpose(-2, -1) @ g_d + m["a_s"].transpose(-2, -1) @ du
+        vw, a_d = m["vw"], m["a_d"]
+        dvpad[:, t0:t1] = (a_d.transpose(-2, -1) @ g_d + m["a_s"].transpose(-2, -1) @ du).reshape(hg, lc, dh)
         da_d = g_d @ vw.transpose(-2, -1)
-        dz_d = (da_d - (da_d * a_d).sum(-1, keepdim=True)).mul_(a_d)  # softmax backward (Hg, nw, w, w)
+        dz_d = (da_d - (da_d * a_d).sum(-1, keepdim=True)).mul_(a_d)  # softmax backward (Hg, nc, w, w)
         dz_s = (du @ vw.transpose(-2, -1)).mul_(m["r"]).mul_(2.0)  # ReLU^2 backward
-        dtab[h0:h1].index_add_(1, bidx.reshape(-1).long(), (dz_d + dz_s).reshape(hg, -1))
+        dtab[h0:h1].index_add_(1, m["bidx"].reshape(-1).long(), (dz_d + dz_s).reshape(hg, -1))
         dcb[h0:h1] += dz_d.sum((1, 2, 3))
         dz_d.mul_(scale)
         dz_s.mul_(scale)
-        dq_cat = (dz_d @ m["k_cat"]).reshape(hg, length, kk, dh)
-        dk_cat = (dz_d.transpose(-2, -1) @ lay["q_cat"]).reshape(hg, length, kk, dh)
-        dqpad, dkpad = torch.zeros_like(lay["qpad"]), torch.zeros_like(lay["kpad"])
-        dqpad[:, p:p + length] = (dz_s @ lay["kc"]).reshape(hg, length, dh)
-        dkpad[:, p:p + length] = (dz_s.transpose(-2, -1) @ lay["qc"]).reshape(hg, length, dh)
-        # dw[h, i, j] = sum_(t, d) dk_cat[h, t, i, d] k[h, t + j - p, d], as one product per head
-        kunf = lay["kunf"].reshape(hg, length * dh, kk)  # (Hg, L Dh, k)
-        dw[h0:h1] += dk_cat.transpose(1, 2).reshape(hg, kk, length * dh) @ kunf
+        nc = m["nc"]
+        dqpad[:, p + t0:p + t1].view(hg, nc, window, dh).add_(dz_s @ m["kc"])
+        dkpad[:, p + t0:p + t1].view(hg, nc, window, dh).add_(dz_s.transpose(-2, -1) @ m["qc"])
+        # kunf[h, (t, d), j] = k[h, t + j - p, d];
+        # dw[h, i, j] = sum_(t, d) dkmix_i[h, t, d] kunf[h, (t, d), j]
+        kunf = lay["kpad"][:, t0:t1 + 2 * p].unfold(1, kk, 1).reshape(hg, lc * dh, kk)  # (Hg, Lc Dh, k)
         wij = conv_w[h0:h1, :, :, None, None]
-        for j in range(kk):
-            dqpad[:, j:j + length] += dq_cat[:, :, j]
-            for i in range(kk):
-                dkpad[:, j:j + length].addcmul_(dk_cat[:, :, i], wij[:, i, j])
-        sl = slice(p + off, p + off + n)
-        return ((dqpad[:, sl] * vf).transpose(0, 1).reshape(n, -1),
-                (dkpad[:, sl] * vf).transpose(0, 1).reshape(n, -1),
-                dvw.reshape(hg, length, dh)[:, off:off + n].transpose(0, 1).reshape(n, -1))
+        dz_dt = dz_d.transpose(-2, -1)
+        for i in range(kk):
+            dqpad[:, t0 + i:t1 + i].view(hg, nc, window, dh).add_(dz_d @ m["kmix"][i])
+            dkm = (dz_dt @ m["q_sh"][i]).view(hg, lc, dh)  # gradient of kmix_i
+            dw[h0:h1, i] += (dkm.view(hg, 1, lc * dh) @ kunf).squeeze(1)
+            for j in range(kk):
+                dkpad[:, t0 + j:t1 + j].addcmul_(dkm, wij[:, i, j])
 
     @staticmethod
     def forward(ctx, x, w_in, b_in, w_out, b_out, pos, order, valid, conv_w, conv_b, table, gain, fusion,
@@ -395,22 +432,21 @@ class _SerialWindowDSSA(torch.autograd.Function):
                 o = x.new_empty(n, d)
                 for h0, h1, off in _window_groups(h, n, window):
                     lay = _SerialWindowDSSA._layout(rows, val, h0, h1, off, window, dh, kk)
-                    bidx = _SerialWindowDSSA._buckets(ps, val, off, lay["back"], window, edges)
+                    pw = F.pad(ps, (0, 0, off, lay["back"])).reshape(-1, window, 3)
+                    bidx = torch.bucketize(torch.cdist(pw, pw), edges).to(torch.uint8)  # (nw, w, w)
                     buckets.append(bidx)
-                    m = _SerialWindowDSSA._maps(lay, conv_w, conv_b, tab_t, bidx, h0, h1, scale, gain, eps)
-                    o[:, lay["c0"]:lay["c1"]] = _SerialWindowDSSA._group_out(lay, m, fusion)
+                    og = x.new_empty(lay["hg"], lay["length"], dh)
+                    for m0, m1 in _SerialWindowDSSA._chunks(lay):
+                        oc = _SerialWindowDSSA._chunk(lay, m0, m1, conv_w, conv_b, tab_t, bidx, h0, h1, scale,
+                                                      gain, eps, fusion)
+                        og[:, m0 * window:m1 * window] = oc.flatten(1, 2)
+                    og = _vmask(og[:, off:off + n], lay["vf"])  # padded queries -> 0
+                    o[:, lay["c0"]:lay["c1"]] = og.transpose(0, 1).reshape(n, -1)
                 out[b].index_copy_(0, idx, torch.addmm(b_out, o, w_out.t()))
         ctx.save_for_backward(x, w_in, b_in, w_out, order, valid, conv_w, conv_b, table, gain, fusion,
                               *buckets)
         ctx.window, ctx.eps = window, eps
         return out
-
-    @staticmethod
-    def _group_out(lay, m, fusion):
-        """(N, Hg Dh) fused branch output of one group in Z-order; padded queries give 0."""
-        n, hg, off = lay["n"], lay["hg"], lay["off"]
-        o = (fusion[0] * m["o_d"] + fusion[1] * m["o_s"]).reshape(hg, -1, m["o_d"].shape[-1])
-        return (o[:, off:off + n] * lay["vf"]).transpose(0, 1).reshape(n, -1)
 
     @staticmethod
     @once_differentiable
@@ -435,24 +471,31 @@ class _SerialWindowDSSA(torch.autograd.Function):
             rows = torch.addmm(b_in, xs, w_in.t())  # (N, 3D), recomputed rather than kept
             val = valid[b].index_select(0, idx)
             gob = g_out[b].index_select(0, idx)  # (N, D) output gradient in Z-order
+            go = gob @ w_out  # (N, D) gradient of the merged head output
+            drows = x.new_empty(n, 3 * d)
             o = x.new_empty(n, d)
-            groups = []
             for h0, h1, off in _window_groups(h, n, window):
                 lay = _SerialWindowDSSA._layout(rows, val, h0, h1, off, window, dh, kk)
                 bidx = next(it)
-                m = _SerialWindowDSSA._maps(lay, conv_w, conv_b, tab_t, bidx, h0, h1, scale, gain, eps)
-                o[:, lay["c0"]:lay["c1"]] = _SerialWindowDSSA._group_out(lay, m, fusion)
-                groups.append((lay, m, bidx, h0, h1))
+                hg, c0, c1, vf, p = lay["hg"], lay["c0"], lay["c1"], lay["vf"], lay["p"]
+                gog = _vmask(go[:, c0:c1].view(n, hg, dh).transpose(0, 1), vf)
+                gog = F.pad(gog, (0, 0, off, lay["back"]))  # (Hg, L, Dh)
+                dqpad, dkpad = torch.zeros_like(lay["qpad"]), torch.zeros_like(lay["kpad"])
+                dvpad = torch.empty_like(lay["vpad"])
+                og = x.new_empty(hg, lay["length"], dh)
+                for m0, m1 in _SerialWindowDSSA._chunks(lay):
+                    m = _SerialWindowDSSA._chunk(lay, m0, m1, conv_w, conv_b, tab_t, bidx, h0, h1, scale,
+                                                 gain, eps)
+                    og[:, m["t0"]:m["t1"]] = (fusion[0] * m["o_d"] + fusion[1] * m["o_s"]).flatten(1, 2)
+                    _SerialWindowDSSA._chunk_backward(lay, m, gog, conv_w, h0, h1, fusion, gain, scale, acc,
+                                                      dqpad, dkpad, dvpad)
+                o[:, c0:c1] = _vmask(og[:, off:off + n], vf).transpose(0, 1).reshape(n, -1)
+                sl = slice(p + off, p + off + n)
+                drows[:, c0:c1] = _vmask(dqpad[:, sl], vf).transpose(0, 1).reshape(n, -1)
+                drows[:, d + c0:d + c1] = _vmask(dkpad[:, sl], vf).transpose(0, 1).reshape(n, -1)
+                drows[:, 2 * d + c0:2 * d + c1] = dvpad[:, off:off + n].transpose(0, 1).reshape(n, -1)
             dw_out.addmm_(gob.t(), o)
             db_out += gob.sum(0)
-            go = gob @ w_out  # (N, D) gradient of the merged head output
-            drows = x.new_empty(n, 3 * d)
-            for lay, m, bidx, h0, h1 in groups:
-                c0, c1 = lay["c0"], lay["c1"]
-                dq_, dk_, dv_ = _SerialWindowDSSA._group_backward(
-                    lay, m, go[:, c0:c1], conv_w, h0, h1, bidx, fusion, gain, scale, acc)
-                drows[:, c0:c1], drows[:, d + c0:d + c1], drows[:, 2 * d + c0:2 * d + c1] = dq_, dk_, dv_
-            del groups
             dw_in.addmm_(drows.t(), xs)
             db_in += drows.sum(0)
             dx[b].index_copy_(0, idx, drows @ w_in)
