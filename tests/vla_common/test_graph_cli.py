@@ -54,7 +54,7 @@ def test_cli_help_and_errors(capsys):
     assert main(["fly"]) == 2
     assert "unknown command 'fly'" in capsys.readouterr().err
     assert set(COMMANDS) == {"demo", "launch", "say", "collect", "train", "eval", "bench", "train-clip",
-                             "grasp-prior"}
+                             "grasp-prior", "calibrate", "faults"}
 
 
 def test_vla_console_script_installed():
