@@ -48,7 +48,8 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml | apt
 # and installed INTO the venv (merge install), so plain .venv/bin/python imports it with nothing
 # sourced (the wheels' bootstrapper puts .venv/lib on LD_LIBRARY_PATH). With a sourced ROS install it
 # goes to install/ instead: `source install/setup.bash` (../shared/reference/ros2-custom-interfaces.md).
-# Rebuilt only when the interface files or the build pins change, or the venv is new.
+# Rebuilt only when the interface files or the build pins change, or the venv is new (the CMake build
+# directory lives in the venv, so a new venv never reuses a cache made for another interpreter).
 interfaces: $(IFACE_STAMP)
 
 $(IFACE_STAMP): $(IFACE_SRC) requirements-ros-build.txt | $(STAMP)
@@ -57,9 +58,9 @@ ifdef ROS_DISTRO
 	  --build-base build/interfaces --install-base install
 else
 	$(PY) -m pip install -q -r requirements-ros-build.txt
-	AMENT_PREFIX_PATH=$(CURDIR)/$(VENV) CMAKE_PREFIX_PATH=$(CURDIR)/$(VENV) \
-	  $(VENV)/bin/colcon --log-base build/interfaces/log build --base-paths src/vla_interfaces \
-	  --build-base build/interfaces --merge-install --install-base $(VENV)
+	AMENT_PREFIX_PATH=$(abspath $(VENV)) CMAKE_PREFIX_PATH=$(abspath $(VENV)) \
+	  $(VENV)/bin/colcon --log-base $(VENV)/build-interfaces/log build --base-paths src/vla_interfaces \
+	  --build-base $(VENV)/build-interfaces --merge-install --install-base $(abspath $(VENV))
 	$(PY) -c "from vla_interfaces.action import Manipulate; from vla_interfaces.msg import TaskStatus"
 endif
 	rm -f $(VENV)/.interfaces-*; touch $@
