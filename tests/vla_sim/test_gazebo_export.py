@@ -29,10 +29,13 @@ from vla_sim.world import default_rig
 
 SHIPPED = gx.OUT_DIR
 SPEC_DIR = Path(__file__).parent / "data" / "sdformat14_sdf_1.11"
-# ROS <-> Gazebo message pairs ros_gz_bridge translates (the subset this export may use)
+# ROS <-> Gazebo message pairs ros_gz_bridge translates (the subset this export may use) and the keys
+# its YAML parser reads (ros_gz_bridge/ros_gz_bridge/mappings.py, src/bridge_config.cpp, jazzy branch)
 BRIDGE_PAIRS = {("rosgraph_msgs/msg/Clock", "gz.msgs.Clock"), ("sensor_msgs/msg/Image", "gz.msgs.Image"),
                 ("sensor_msgs/msg/CameraInfo", "gz.msgs.CameraInfo"),
                 ("std_msgs/msg/Float64", "gz.msgs.Double")}
+BRIDGE_KEYS = {"ros_topic_name", "gz_topic_name", "ros_type_name", "gz_type_name", "direction", "lazy",
+               "publisher_queue", "subscriber_queue"}
 
 
 def _pose(text: str) -> np.ndarray:
@@ -270,6 +273,7 @@ def test_bridge_puts_gazebo_on_the_pybullet_topics(pybullet_bridge_topics):
     pubs, subs = pybullet_bridge_topics
     entries = yaml.safe_load((SHIPPED / "bridge.yaml").read_text())
     assert all((e["ros_type_name"], e["gz_type_name"]) in BRIDGE_PAIRS for e in entries), entries
+    assert all(set(e) <= BRIDGE_KEYS and e["direction"] in ("GZ_TO_ROS", "ROS_TO_GZ") for e in entries)
     assert len({e["ros_topic_name"] for e in entries}) == len(entries)
     to_ros = {e["ros_topic_name"] for e in entries if e["direction"] == "GZ_TO_ROS"}
     to_gz = {e["ros_topic_name"] for e in entries if e["direction"] == "ROS_TO_GZ"}
