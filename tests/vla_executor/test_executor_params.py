@@ -36,3 +36,14 @@ def test_executor_parameters_are_validated_on_set():
         if node is not None:
             node.destroy_node()
         rclpy.shutdown()
+
+
+def test_executor_refuses_to_start_with_a_value_that_breaks_its_rule():
+    from vla_executor.executor_node import ExecutorNode
+
+    rclpy.init(args=["--ros-args", "-p", "speed_scale:=2.0"])
+    try:
+        with pytest.raises(ValueError, match="speed_scale"):
+            ExecutorNode()
+    finally:
+        rclpy.shutdown()

@@ -52,7 +52,10 @@ def in_range(lo: float, hi: float, integer: bool = False) -> Rule:
 
 def validate_on_set(node: Any, rules: dict[str, Rule], read_only: Iterable[str],
                     apply: Callable[[str, Any], None]) -> None:
-    """Validate every later parameter change of ``node`` (see the module docstring).
+    """Validate the node's current parameter values and every later change (module docstring).
+
+    Raises:
+        ValueError: a current value breaks its rule (the node must not start with it).
 
     Args:
         node: the rclpy node (call after declaring its parameters).
@@ -61,6 +64,11 @@ def validate_on_set(node: Any, rules: dict[str, Rule], read_only: Iterable[str],
         apply: called as ``apply(name, value)`` for each accepted change.
     """
     frozen = set(read_only)
+    for name, rule in rules.items():  # the same rules for the values the node starts with
+        if node.has_parameter(name):
+            why = rule(node.get_parameter(name).value)
+            if why:
+                raise ValueError(f"parameter {name} {why}")
 
     def on_set(params: list) -> SetParametersResult:
         for p in params:
