@@ -46,3 +46,23 @@ def test_say_without_a_graph_fails_clearly(ros_localhost_env):
 def test_say_rejects_empty_instruction(ros_localhost_env):
     r = _vla(dict(ros_localhost_env), "say", "  ")
     assert r.returncode == 2 and "empty" in r.stderr
+
+
+def test_say_action_prints_feedback_and_result_and_cancels_on_timeout(ros_localhost_env):
+    pytest.importorskip("vla_interfaces.action")
+    env = dict(ros_localhost_env)
+    server = subprocess.Popen([sys.executable, str(HERE / "vc_action_server.py")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = LineReader(server)
+    try:
+        assert out.wait_for("action server up", 30), out.text()
+        ok = _vla(env, "say", "--action", "pick up the red mug")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "feedback: stage 1/1 grasp ('pick up the red mug'), attempt 1: perceiving" in ok.stdout
+        assert "result: succeeded" in ok.stdout
+        failed = _vla(env, "say", "--action", "please fail")
+        assert failed.returncode == 1 and "result: failed: told to fail" in failed.stdout
+        timed_out = _vla(env, "say", "--action", "wait forever", "--timeout", "2")
+        assert timed_out.returncode == 3 and "cancelling the goal" in timed_out.stderr
+    finally:
+        stop(server)

@@ -4,6 +4,11 @@
 Publishes one std_msgs/String on ``/vla/instruction`` once a subscriber (the policy node) has
 matched, so the message is not lost to discovery. With ``--wait`` it prints the ``/vla/status``
 events until the task ends (``task_succeeded`` exits 0, ``task_failed`` exits 1, a timeout 3).
+
+With ``--action`` it sends the instruction as a goal of the ``/vla/manipulate`` action instead
+(vla_interfaces/action/Manipulate): it prints each feedback (stage, attempt, state, chosen pose)
+and the result (exit 0 on success, 1 otherwise, 3 on a timeout); Ctrl-C or the timeout cancels
+the goal, which stops the arm.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the task with --wait")
     p.add_argument("--match-timeout", type=float, default=10.0,
                    help="seconds to wait for a subscriber on /vla/instruction")
+    p.add_argument("--action", action="store_true",
+                   help="send a /vla/manipulate goal instead: feedback per stage, result; Ctrl-C cancels it")
+    p.add_argument("--max-attempts", type=int, default=0,
+                   help="with --action: attempts per stage (0: the node's parameter)")
     p.add_argument("--local", action="store_true",
                    help="loopback-only DDS like `vla launch sim` (keeps $ROS_DOMAIN_ID)")
     return p
@@ -56,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.duration import Duration
     from std_msgs.msg import String
+
+    if args.action:
+        return _say_action(text, args)
 
     from vla_common.qos import EVENT_QOS
 
@@ -106,3 +118,69 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _say_action(text: str, args: argparse.Namespace) -> int:
+    """``vla say --action``: one /vla/manipulate goal with feedback and result (module docstring)."""
+    import rclpy
+    from rclpy.action import ActionClient
+
+    from vla_interfaces.action import Manipulate
+
+    rclpy.init(args=None)
+    node = rclpy.create_node("vla_say")
+    client = ActionClient(node, Manipulate, topics.MANIPULATE)
+    goal_handle = None
+
+    def spin_until(cond, timeout_s: float) -> bool:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            if cond():
+                return True
+        return False
+
+    def on_feedback(msg) -> None:
+        f = msg.feedback
+        where = ""
+        if f.pose.header.frame_id:
+            p = f.pose.pose.position
+            where = f" at ({p.x:.3f}, {p.y:.3f}, {p.z:.3f}) in {f.pose.header.frame_id}"
+        print(f"feedback: stage {f.stage_index + 1}/{f.stage_count} {f.stage} ({f.text!r}), "
+              f"attempt {f.attempt}: {f.state}{where}", flush=True)
+
+    try:
+        if not client.wait_for_server(timeout_sec=args.match_timeout):
+            print(f"vla say: no {topics.MANIPULATE} action server after {args.match_timeout:.0f} s; is the "
+                  f"graph running with the same ROS_DOMAIN_ID ({os.environ.get('ROS_DOMAIN_ID', '0')})?",
+                  file=sys.stderr)
+            return 1
+        goal = Manipulate.Goal(instruction=text, max_attempts=min(255, max(0, args.max_attempts)))
+        fut = client.send_goal_async(goal, feedback_callback=on_feedback)
+        if not spin_until(fut.done, args.match_timeout):
+            print("vla say: the action server did not answer the goal", file=sys.stderr)
+            return 1
+        goal_handle = fut.result()
+        if not goal_handle.accepted:
+            print("vla say: goal rejected (a task is running; one at a time)", file=sys.stderr)
+            return 1
+        print(f"goal accepted on {topics.MANIPULATE}: {text!r}", flush=True)
+        res = goal_handle.get_result_async()
+        if not spin_until(res.done, args.timeout):
+            print(f"vla say: no result within {args.timeout:.0f} s; cancelling the goal", file=sys.stderr)
+            cancel = goal_handle.cancel_goal_async()
+            spin_until(cancel.done, 5.0)
+            return 3
+        r = res.result().result
+        print(f"result: {r.outcome}{': ' + r.reason if r.reason else ''} (stages {list(r.stages)}, "
+              f"{len(r.poses)} pose(s))", flush=True)
+        return 0 if r.success else 1
+    except KeyboardInterrupt:
+        if goal_handle is not None and goal_handle.accepted:
+            cancel = goal_handle.cancel_goal_async()
+            spin_until(cancel.done, 5.0)
+            print("cancelled", flush=True)
+        return 130
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
