@@ -223,11 +223,15 @@ def bench_policy(repeats: int = 5) -> dict[str, Any]:
     text = np.random.default_rng(1).standard_normal((6, d)).astype(np.float32)
     runs = []
     for _ in range(repeats + 1):
-        dec = policy.decide(cloud, "grasp the red box", text_features=text)
+        # an object the shipped checkpoints' vocabulary knows: an unknown one is refused before the model
+        dec = policy.decide(cloud, "grasp the red mug", text_features=text)
+        if dec.outcome == "not_understood":
+            raise RuntimeError(f"policy bench instruction refused: {dec.reason}")
         runs.append(dec.timings_ms)
     runs = runs[1:]
     med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
     return {"source": source, "points": int(len(cloud.xyz)), "candidates": int(len(dec.candidates)),
+            "outcome": dec.outcome,
             "timings_ms_median": med, "threads": 1}
 
 
