@@ -461,3 +461,13 @@ def test_dssa_serial_has_no_quadratic_tensor():
         out, _ = attn(x, x, x, q_pos=pos, k_pos=pos)
         out.sum().backward()
     assert Watch.biggest < n * n, Watch.biggest  # an (N, N) map of one head would be n * n
+
+
+def test_dssa_serial_self_attention_with_a_fully_padded_sample_gives_zeros():
+    attn, x0, pos, kpm = _perturbed_dssa()
+    kpm[1] = True
+    x = x0.clone().requires_grad_(True)
+    out, _ = attn(x, x, x, key_padding_mask=kpm, q_pos=pos, k_pos=pos)
+    assert torch.isfinite(out).all() and torch.all(out[1] == 0)
+    out.square().sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.all(x.grad[1] == 0)
