@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vla_common.demo import DemoResult, exit_code
+from vla_common.demo import DemoResult, _judge, _moved, exit_code
 from vla_sim import checks, primitives
 from vla_sim.evaluation import evaluate, robot_state
 from vla_sim.expert import ExpertPolicy
@@ -43,25 +43,35 @@ def _place_episode(world, shift_m: float):
     return ins, scene, checks.judge_place(ins.text, list(world.object_ids), scene.held, report), report
 
 
-def _exit(v: checks.Verdict) -> int:
-    return exit_code(DemoResult(instruction="", verdict=v.sentence, verdict_ok=v.ok, verdict_label=v.label))
+def _demo_verdict(text: str, world, held: str, report: dict) -> DemoResult:
+    """The demo's own judgement (``vla_common.demo._judge``) of the bridge's ``sim_report``."""
+    result = DemoResult(instruction=text, scene_objects=list(world.object_ids))
+    _judge(result, held, {"event": "sim_report", "place": report})
+    return result
 
 
 def test_placed_where_asked_is_a_success_and_exits_0(world):
     ins, scene, v, report = _place_episode(world, 0.0)
     assert report["at_rest"] and not report["held"]
-    assert v.label == "SUCCESS" and v.ok and _exit(v) == 0
+    assert v.label == "SUCCESS" and v.ok
+    demo = _demo_verdict(ins.text, world, scene.held, report)
+    assert (demo.verdict_label, demo.verdict, exit_code(demo)) == ("SUCCESS", v.sentence, 0)
     assert v.sentence == f"SUCCESS: placed the {scene.held} {ins.region.relation} the {ins.region.reference}"
 
 
 def test_placed_elsewhere_is_a_wrong_place_and_exits_1(world):
     ins, scene, v, report = _place_episode(world, -0.30)  # 30 cm to the robot's right of the spot
     assert not report["success"]
-    assert v.label == "WRONG PLACE" and not v.ok and _exit(v) == 1
+    assert v.label == "WRONG PLACE" and not v.ok
+    demo = _demo_verdict(ins.text, world, scene.held, report)
+    assert (demo.verdict_label, exit_code(demo)) == ("WRONG PLACE", 1) and demo.placement == report
     assert v.sentence.startswith(f"WRONG PLACE: the {scene.held} ") and ins.region.reference in v.sentence
 
 
 def test_place_verdicts_without_a_placement():
+    assert _moved("put it on the plate", "red mug", []) == "red mug"  # place: the held object
+    assert _moved("put the banana on the plate", None, ["red mug"]) == "red mug"  # what actually went up
+    assert _moved("pick up the banana", None, ["banana"]) is None
     scene = ["red mug", "green plate", "blue box", "banana"]
     held = {"object": "red mug", "relation": "on", "success": False, "at_rest": True, "held": True,
             "references": {"green plate": {"success": False, "gap_m": 0.2}}}
