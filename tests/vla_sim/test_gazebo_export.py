@@ -216,11 +216,16 @@ def test_robot_urdf_has_ros2_control_and_unchanged_kinematics():
     def joints_xml(urdf):
         out = []
         for j in urdf.findall("joint"):
+            if j.get("name") == "world_joint":
+                continue
             j.tail = None
             out.append(ET.tostring(j))
         return out
 
     assert joints_xml(root) == joints_xml(ours)  # the same kinematic chain and limits
+    fixed = root.find("joint[@name='world_joint']")  # bolted down, or Gazebo lets the arm fall over
+    assert fixed.get("type") == "fixed" and fixed.find("parent").get("link") == "world"
+    assert fixed.find("child").get("link") == model.base_frame
     rc = root.find("ros2_control")
     assert rc.find("hardware/plugin").text == "gz_ros2_control/GazeboSimSystem"
     joints = {j.get("name"): j for j in rc.findall("joint")}

@@ -21,11 +21,11 @@ What it writes (SDFormat 1.11, Gazebo Harmonic; all paths relative to the folder
     ``<name>_color_optical_frame``; pose = the optical frame turned into Gazebo's x-forward
     camera frame).
 ``<robot>_gazebo.urdf``
-    The robot's URDF (vla_executor/robots) plus ``<ros2_control>`` (gz_ros2_control
-    GazeboSimSystem: position command, position/velocity state for the arm joints; state only for
-    the fingers), the gz_ros2_control plugin, and one gz JointPositionController per finger on
-    ``/gripper_controller/command`` (40 N force limit). The robot is spawned from
-    ``robot_description`` by ros_gz_sim (launch/gazebo.launch.py).
+    The robot's URDF (vla_executor/robots), its base fixed to ``world``, plus ``<ros2_control>``
+    (gz_ros2_control GazeboSimSystem: position command, position/velocity state for the arm
+    joints; state only for the fingers), the gz_ros2_control plugin, and one gz
+    JointPositionController per finger on ``/gripper_controller/command`` (40 N force limit).
+    The robot is spawned from ``robot_description`` by ros_gz_sim (launch/gazebo.launch.py).
 ``controllers_<robot>.yaml``
     controller_manager: ``joint_state_broadcaster`` (-> ``/joint_states``) and ``arm_controller``
     (joint_trajectory_controller, -> subscribes ``/arm_controller/joint_trajectory``).
@@ -348,8 +348,12 @@ def robot_urdf(robot: str = "ur5") -> str:
              'name="gz_ros2_control::GazeboSimROS2ControlPlugin">'
              "<parameters>@CONTROLLERS@</parameters></plugin>\n"
              f"{finger_plugins}  </gazebo>\n")
+    fixed = ('  <!-- the base is bolted to the world (world = base_link, as in PyBullet) -->\n'
+             '  <link name="world"/>\n'
+             '  <joint name="world_joint" type="fixed"><parent link="world"/>'
+             f'<child link="{model.base_frame}"/></joint>\n')
     end = text.rindex("</robot>")
-    return text[:end] + extra + text[end:]
+    return text[:end] + fixed + extra + text[end:]
 
 
 def controllers(robot: str = "ur5") -> dict:
