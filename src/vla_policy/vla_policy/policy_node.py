@@ -348,6 +348,8 @@ class PolicyNode(Node):
                 goal_handle.abort()
             return Manipulate.Result(success=False, outcome=outcome, reason=reason)
         while not task.done.wait(0.05):
+            if not self.context.ok():  # shutting down: do not hold the executor thread forever
+                return Manipulate.Result(success=False, outcome="failed", reason="the policy node shut down")
             if goal_handle.is_cancel_requested and not task.cancel_requested:
                 task.cancel_requested = True
         r = task.result
