@@ -124,6 +124,7 @@ class Harness:
         self.q_last: np.ndarray | None = None
         self.moved_since: float = 0.0
         self.sim_now = 0.0
+        self.clock_count = 0
         self.camera_fault: dict[str, Any] = {}
         self.start_lines: dict[str, list[str]] = {}
 
@@ -192,6 +193,7 @@ class Harness:
 
     def _on_clock(self, msg: Any) -> None:
         self.sim_now = msg.clock.sec + 1e-9 * msg.clock.nanosec
+        self.clock_count += 1
 
     def _on_joints(self, msg: Any) -> None:
         names = list(msg.name)
@@ -581,17 +583,36 @@ def s_camera(name: str, fault: dict[str, Any], expect: str = "policy:task_") -> 
     return run
 
 
+def _probe_executor(h: Harness, timeout_s: float) -> bool:
+    """Send an out-of-workspace pose until the executor refuses it (it is up and subscribed).
+
+    One-shot start-up events (``executor_ready``) can be published before this process has
+    discovered the new participant, so a probe is the reliable sign.
+    """
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        m = h.mark()
+        h.pub_grasp.publish(_pose_msg((0.5, 0.0, -0.3), (1, 0, 0, 0), "world"))
+        if h.wait_event(m, lambda e: e.get("node") == "executor" and e.get("event") == "motion_refused", 2.0):
+            return True
+    return False
+
+
 def _ready_after_restart(h: Harness, name: str, mark: int, timeout_s: float = 240.0) -> bool:
-    """The restarted node is back: its start-up event, or (policy) it answers a probe."""
+    """The restarted node is back: it answers a probe (policy, executor), or publishes again."""
+    del mark
     if name == "policy":
         return h.probe_policy(timeout_s)
-    event = {"perception": "cloud_published", "executor": "executor_ready", "sim_bridge": "sim_ready"}[name]
-    ok = (
-        h.wait_event(mark, lambda e: e.get("node") == name and e.get("event") == event, timeout_s) is not None
-    )
-    if ok and name == "sim_bridge":  # perception needs fresh frames from the new world
-        ok = h.wait_event(h.mark(), lambda e: e.get("event") == "cloud_published", timeout_s) is not None
-    return ok
+    if name == "executor":
+        return _probe_executor(h, timeout_s)
+    if name == "sim_bridge":  # /clock again, and the executor has joint states from the new world
+        n0, end = h.clock_count, time.monotonic() + timeout_s
+        while h.clock_count < n0 + 10 and time.monotonic() < end:
+            time.sleep(0.1)
+        if h.clock_count < n0 + 10 or not _probe_executor(h, max(1.0, end - time.monotonic())):
+            return False
+    # perception: a cloud made after now (for the bridge: from the new world's frames)
+    return h.wait_event(h.mark(), lambda e: e.get("event") == "cloud_published", timeout_s) is not None
 
 
 def s_kill(name: str, after: str = "instruction_received", delay_s: float = 1.0) -> Callable[[Harness], Row]:
@@ -964,6 +985,20 @@ def write_table(rows: list[Row], out: Path, name: str = "faults") -> tuple[Path,
     return js, md
 
 
+def merge_rows(base: list[Row] | None, new: list[Row]) -> list[Row]:
+    """``base`` with each row of the same scenario replaced by ``new``'s; new scenarios appended."""
+    if not base:
+        return list(new)
+    by_name = {r.scenario: r for r in new}
+    merged = [by_name.pop(r.scenario, r) for r in base]
+    return merged + [r for r in new if r.scenario in by_name]
+
+
+def load_rows(path: Path) -> list[Row]:
+    """The rows of a ``faults.json`` written by :func:`write_table`."""
+    return [Row(**r) for r in json.loads(Path(path).read_text())["rows"]]
+
+
 def run_scenarios(
     names: list[str] | None,
     full: bool,
@@ -971,8 +1006,12 @@ def run_scenarios(
     robot: str = "ur5",
     log: Path | None = None,
     files: bool = True,
+    base: list[Row] | None = None,
 ) -> list[Row]:
-    """Run the chosen scenarios (graph ones on one shared graph) and write the table."""
+    """Run the chosen scenarios (graph ones on one shared graph) and write the table.
+
+    ``base``: rows of an earlier run; the table keeps them, replacing those run again.
+    """
     chosen_g = [(n, f) for n, f in graph_scenarios(full) if names is None or n in names]
     chosen_f = [(n, f) for n, f in file_scenarios() if (names is None and files) or (names and n in names)]
     rows: list[Row] = []
@@ -1005,7 +1044,7 @@ def run_scenarios(
                     f"{'ok' if row.ok else 'NOT AS EXPECTED'} {row.detail[:100]}",
                     flush=True,
                 )
-                write_table(rows, out)
+                write_table(merge_rows(base, rows), out)
                 if "policy" in h.launcher.procs:  # a quiet graph before the next scenario
                     h.probe_policy(60)
         finally:
@@ -1019,7 +1058,7 @@ def run_scenarios(
             f"{'ok' if row.ok else 'NOT AS EXPECTED'} {row.detail[:100]}",
             flush=True,
         )
-        write_table(rows, out)
+        write_table(merge_rows(base, rows), out)
     return rows
 
 
@@ -1145,6 +1184,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--only", default=None, help="comma-separated scenario names")
     p.add_argument("--no-files", action="store_true", help="skip the start-up (file) scenarios")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of <out>/faults.json, replacing the scenarios run now",
+    )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument("--robot", default="ur5")
     p.add_argument("--out", type=Path, default=Path("results"))
@@ -1171,9 +1215,19 @@ def main(argv: list[str] | None = None) -> int:
     if names and set(names) - known:
         print(f"vla faults: unknown scenarios {sorted(set(names) - known)} (see --list)", file=sys.stderr)
         return 2
-    rows = run_scenarios(
-        names, args.set == "full" or bool(names), args.out, args.robot, args.log, files=not args.no_files
+    base = (
+        load_rows(args.out / "faults.json") if args.merge and (args.out / "faults.json").is_file() else None
     )
+    rows = run_scenarios(
+        names,
+        args.set == "full" or bool(names),
+        args.out,
+        args.robot,
+        args.log,
+        files=not args.no_files,
+        base=base,
+    )
+    rows = merge_rows(base, rows)
     js, md = write_table(rows, args.out)
     bad = [r.scenario for r in rows if not r.ok]
     print(
