@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     samples = [s for d in args.data for s in load_samples(d)]
     policy = Policy.load("SR")
-    cal = calibrate_presence(policy, samples, args.seed, fit_samples=samples, hidden=args.hidden,
+    # the heads learn every object of every shard; the refusal threshold is set on grasp decisions
+    # only (pairs of a place reference with another shard's grasp target compare different things)
+    grasp = [s for s in samples if s["meta"].get("task", "grasp") == "grasp"]
+    cal = calibrate_presence(policy, grasp, args.seed, fit_samples=samples, hidden=args.hidden,
                              min_tpr=args.min_tpr)
     if cal.get("presence_statistic") != "recogniser":
         raise SystemExit(f"calibration did not fit a recogniser: {cal.get('calibration')}")
