@@ -608,6 +608,7 @@ def _ready_after_restart(h: Harness, name: str, mark: int, timeout_s: float = 24
     if name == "sim_bridge":  # /clock again, and the executor has joint states from the new world
         n0, end = h.clock_count, time.monotonic() + timeout_s
         while h.clock_count < n0 + 10 and time.monotonic() < end:
+            h.alive()  # supervises: the launcher restarts the bridge from here
             time.sleep(0.1)
         if h.clock_count < n0 + 10 or not _probe_executor(h, max(1.0, end - time.monotonic())):
             return False
