@@ -147,6 +147,7 @@ class Harness:
         self.pub_cloud = nd.create_publisher(PointCloud2, "/vla/feature_cloud", SENSOR_QOS)
         self.pub_joints = nd.create_publisher(JointState, "/joint_states", SENSOR_QOS)
         self.pub_estop = nd.create_publisher(Bool, "/vla/estop", RELIABLE_QOS)
+        self.pub_scene = nd.create_publisher(String, "/sim/load_scene", RELIABLE_QOS)
         self.relays: dict[str, Any] = {}
         for cam in CAMERAS:
             for kind, typ in (
@@ -289,6 +290,17 @@ class Harness:
         """Names of node processes running now."""
         self.launcher.supervise()
         return [n for n, p in self.launcher.procs.items() if p.poll() is None]
+
+    def reset_scene(self, timeout_s: float = 30.0) -> bool:
+        """Reload the sim bridge's scene (:data:`SCENE`; the arm goes home); True once it says so."""
+        from std_msgs.msg import String
+
+        m = self.mark()
+        self.pub_scene.publish(String(data=json.dumps(SCENE)))
+        ok = self.wait_event(
+            m, lambda e: e.get("node") == "sim_bridge" and e.get("event") == "scene_loaded", timeout_s
+        )
+        return ok is not None
 
     def say(self, text: str) -> None:
         """Publish one instruction."""
@@ -1109,6 +1121,8 @@ def run_soak(
                 print(f"[soak] stopping after {i} tasks: --max-minutes {max_minutes}", flush=True)
                 break
             text = VALID if valid_every and i % valid_every == 0 else SOAK_INVALID[i % len(SOAK_INVALID)]
+            if text == VALID:  # the same scene again: the last valid task left the mug in the gripper
+                h.reset_scene()
             row = run_instruction(h, Row(f"soak_{i}", "soak", ""), text, timeout_s=300)
             rss = {name: _rss_mb(p.pid) for name, p in h.launcher.procs.items()}
             samples.append(
