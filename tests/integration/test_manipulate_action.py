@@ -28,7 +28,7 @@ from std_msgs.msg import String  # noqa: E402
 from vla_common import topics  # noqa: E402
 from vla_common.graph import graph  # noqa: E402
 from vla_common.launcher import Launcher  # noqa: E402
-from vla_common.qos import EVENT_QOS, SENSOR_QOS, TASK_STATUS_QOS  # noqa: E402
+from vla_common.qos import EVENT_LATCHED_QOS, EVENT_QOS, SENSOR_QOS, TASK_STATUS_QOS  # noqa: E402
 from vla_interfaces.msg import TaskStatus  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.ros]
@@ -142,6 +142,14 @@ def test_manipulate_action_feedback_result_cancel_and_busy_rule():
         c.node.create_subscription(TaskStatus, topics.TASK_STATUS, late.append, TASK_STATUS_QOS)
         assert c.spin_until(lambda: len(late) >= 2, 15.0), late
         assert [m.outcome for m in late[-2:]] == ["cancelled", "succeeded"]
+        # ... and so does a transient-local subscriber of /vla/status (the policy's writer is latched)
+        late_events: list = []
+        c.node.create_subscription(String, topics.STATUS, lambda m: late_events.append(json.loads(m.data)),
+                                   EVENT_LATCHED_QOS)
+        finals = lambda: [e.get("outcome") for e in late_events  # noqa: E731
+                          if e["node"] == "policy" and e["event"] in ("task_succeeded", "task_failed")]
+        assert c.spin_until(lambda: len(finals()) >= 2, 15.0), late_events[-5:]
+        assert finals()[-2:] == ["cancelled", "succeeded"]
     finally:
         c.node.destroy_node()
         rclpy.shutdown(context=ctx)
