@@ -13,19 +13,22 @@ messages and runs a timer. ``/vla/motion/cancel`` (std_msgs/Empty) stops the run
 (empty trajectory = hold) and leaves the executor ready; the policy node sends it when a task is
 cancelled or times out.
 
-E-stop always wins: the node spins a MultiThreadedExecutor, with ``/vla/estop`` and
-``/vla/motion/cancel`` in their own callback group, pose requests (planning: up to
-``planning_timeout_s``) in another and joint states / the tick in the default one. So an e-stop is
-handled while a plan is being made (the plan is then discarded) and while a blocking MoveIt
-execution runs (``backend.stop()`` ends it); the stop trajectory is published from the e-stop
-callback itself. The collision world is the table plus, when
-``use_feature_cloud`` is set, the latest feature cloud as voxels (no simulator ground truth).
+E-stop always wins: a pose request starts planning (up to ``planning_timeout_s``) in a worker
+thread, so the spinning thread handles ``/vla/estop`` and ``/vla/motion/cancel`` at once (the plan
+is then discarded); the stop trajectory is published from the e-stop callback itself. With the
+MoveIt backend, whose execute blocks, the node spins a MultiThreadedExecutor with e-stop and cancel
+in their own callback group (``backend.stop()`` ends the execution); the builtin backend spins
+single-threaded, because rclpy's MultiThreadedExecutor delayed the sim e-stop to 0.10-0.55 s.
+The collision world is the table plus, when ``use_feature_cloud`` is set, the latest feature
+cloud as voxels (no simulator ground truth).
 
 Run: ``executor_node --ros-args --params-file config/executor.yaml --params-file
 config/executor_ur5.yaml -p robot:=ur5``.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -123,6 +126,7 @@ class ExecutorNode(LifecycleNode):
 
         self.core: ExecutionCore | None = None
         self.checker = None
+        self._planner: threading.Thread | None = None  # the planning worker of the last request
         self._active = False
         self._entities: list = []  # subscriptions and the timer made by configure
         self._cloud_xyz: np.ndarray | None = None
@@ -274,13 +278,27 @@ class ExecutorNode(LifecycleNode):
             self._status("motion_refused", "warn", f"{kind} refused: pose frame {frame!r} is neither "
                          f"'world' nor {self.model.base_frame!r}", kind=kind, reason="unknown_frame")
             return
-        if self.checker is not None and self.use_cloud and self._cloud_xyz is not None:
-            keep_out = [(T[:3, 3], self.keep_out_m)]
-            if self.core.q is not None:  # the held object moves with the gripper
-                keep_out.append((self.model.fk(self.core.q)[:3, 3], self.keep_out_m))
-            n_vox = self.checker.set_point_cloud(self._cloud_xyz, self.voxel_m, keep_out=keep_out)
-            self.get_logger().info(f"collision world: table + {n_vox} cloud voxels")
-        self._emit(self.core.request(self._now(), kind, T))
+        if self._planner is not None and self._planner.is_alive():
+            self._status("motion_refused", "warn", f"{kind} refused: a motion is still being planned",
+                         kind=kind, reason="busy")
+            return
+        # plan in a worker thread: the spinning thread stays free for /vla/estop and cancel
+        self._planner = threading.Thread(target=self._plan, args=(kind, T), name=f"plan-{kind}", daemon=True)
+        self._planner.start()
+
+    def _plan(self, kind: str, T: np.ndarray) -> None:
+        """Worker thread: collision world from the latest cloud, then plan and start the motion."""
+        try:
+            if self.checker is not None and self.use_cloud and self._cloud_xyz is not None:
+                keep_out = [(T[:3, 3], self.keep_out_m)]
+                if self.core.q is not None:  # the held object moves with the gripper
+                    keep_out.append((self.model.fk(self.core.q)[:3, 3], self.keep_out_m))
+                n_vox = self.checker.set_point_cloud(self._cloud_xyz, self.voxel_m, keep_out=keep_out)
+                self.get_logger().info(f"collision world: table + {n_vox} cloud voxels")
+            self._emit(self.core.request(self._now(), kind, T))
+        except Exception as exc:  # noqa: BLE001 - a planning crash is a refusal, never a dead thread
+            self._status("motion_refused", "error", f"{kind} refused: planning failed: {type(exc).__name__}: "
+                         f"{exc}", kind=kind, reason="planning_error")
 
     def _on_estop(self, msg: Bool) -> None:
         self._emit(self.core.estop(self._now(), bool(msg.data)))
@@ -325,7 +343,9 @@ class ExecutorNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> None:
     """Run the executor node until shut down."""
-    spin_node(ExecutorNode, args, threads=4)
+    # single-threaded (planning runs in its own thread); MoveIt's blocking execute needs the
+    # e-stop's callback group on a second executor thread
+    spin_node(ExecutorNode, args, threads=lambda node: 4 if node.backend_kind == "moveit" else 1)
 
 
 if __name__ == "__main__":
