@@ -69,3 +69,16 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None,
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def destroy_entities(node: Node, entities: list) -> None:
+    """Destroy the subscriptions and timers a lifecycle node made in ``on_configure``; empties the list.
+
+    Shared by the lifecycle nodes' cleanup / shutdown transitions (perception, executor).
+    """
+    for e in entities:
+        if hasattr(e, "cancel"):  # a timer
+            node.destroy_timer(e)
+        else:
+            node.destroy_subscription(e)
+    entities.clear()

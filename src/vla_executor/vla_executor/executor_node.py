@@ -40,7 +40,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_common import topics
 from vla_common.conversions import joint_state_to_numpy, pointcloud2_to_numpy, pose_stamped_to_matrix
-from vla_common.node_runner import spin_node
+from vla_common.node_runner import destroy_entities, spin_node
 from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
 from vla_common.ros_params import at_least, in_range, positive, validate_on_set
 from vla_common.ros_status import StatusPublisher
@@ -219,12 +219,7 @@ class ExecutorNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
-        for e in self._entities:
-            if hasattr(e, "cancel"):  # timer
-                self.destroy_timer(e)
-            else:
-                self.destroy_subscription(e)
-        self._entities = []
+        destroy_entities(self, self._entities)
         if self.checker is not None:
             self.checker.close()
             self.checker = None

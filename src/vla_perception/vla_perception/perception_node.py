@@ -30,7 +30,7 @@ from std_msgs.msg import Empty
 
 from vla_common import conversions as conv
 from vla_common import topics
-from vla_common.node_runner import spin_node
+from vla_common.node_runner import destroy_entities, spin_node
 from vla_common.qos import RELIABLE_QOS, SENSOR_QOS
 from vla_common.ros_status import StatusPublisher
 from vla_perception.fusion import FusionConfig, NoUsableViewError
@@ -148,12 +148,7 @@ class PerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
-        for e in self._entities:
-            if hasattr(e, "cancel"):  # timer
-                self.destroy_timer(e)
-            else:
-                self.destroy_subscription(e)
-        self._entities = []
+        destroy_entities(self, self._entities)
         if self.source is not None and hasattr(self.source, "close"):
             self.source.close()
         self.source = None
