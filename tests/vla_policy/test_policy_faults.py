@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
+from policy_proc import policy_node_and_client  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
@@ -24,20 +21,8 @@ def test_task_ends_when_the_clock_stops_or_a_peer_dies(ros_localhost_env):
     """Sim time runs, a task starts and waits for a cloud; /clock stops -> task_failed (clock_stopped)
     within clock_stall_s of wall time, although the sim-time cloud timeout never fires. A second task
     ends at once when the launcher reports that perception exited."""
-    proc = subprocess.Popen([sys.executable, "-m", "vla_policy.policy_node", "--ros-args",
-                             "-p", "use_sim_time:=true", "-p", "clock_stall_s:=2.0",
-                             "-p", "cloud_timeout_s:=100.0"],
-                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ctx = rclpy.context.Context()
-    rclpy.init(context=ctx)
-    try:
-        node = rclpy.create_node("clock_test", context=ctx)
-        ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        events: list[dict] = []
-        node.create_subscription(String, "/vla/status", lambda m: events.append(json.loads(m.data)),
-                                 EVENT_QOS)
-        say = node.create_publisher(String, "/vla/instruction", EVENT_QOS)
+    with policy_node_and_client("use_sim_time:=true", "clock_stall_s:=2.0", "cloud_timeout_s:=100.0",
+                                client_name="clock_test") as (proc, node, ex, events, say):
         status = node.create_publisher(String, "/vla/status", EVENT_QOS)
         clock = node.create_publisher(Clock, "/clock", 10)
         sim = [1.0]
@@ -83,11 +68,3 @@ def test_task_ends_when_the_clock_stops_or_a_peer_dies(ros_localhost_env):
         assert spin(10.0, until=lambda: [e for e in events[n:] if e["event"] == "task_failed"])
         end = [e for e in events[n:] if e["event"] == "task_failed"][0]
         assert "perception" in end["detail"] and "died" in end["detail"], end
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=ctx)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -13,9 +11,8 @@ import time
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
+from policy_proc import policy_node_and_client  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
-
-from vla_common.qos import EVENT_QOS  # noqa: E402
 
 
 def _spin_until(node, executor, pred, timeout_s):
@@ -27,38 +24,9 @@ def _spin_until(node, executor, pred, timeout_s):
     return False
 
 
-@contextlib.contextmanager
-def _policy_node_and_client(*params: str):
-    """A policy node process (``-p`` params) and a client node: yields (proc, node, executor, events, pub)."""
-    args = [sys.executable, "-m", "vla_policy.policy_node"]
-    if params:
-        args += ["--ros-args", *[x for p in params for x in ("-p", p)]]
-    proc = subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    ctx = rclpy.context.Context()
-    rclpy.init(context=ctx)
-    try:
-        node = rclpy.create_node("policy_test_client", context=ctx)
-        ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        events: list[dict] = []
-        node.create_subscription(String, "/vla/status", lambda m: events.append(json.loads(m.data)),
-                                 EVENT_QOS)
-        pub = node.create_publisher(String, "/vla/instruction", EVENT_QOS)
-        yield proc, node, ex, events, pub
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=ctx)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @pytest.mark.ros
 def test_policy_node_refuses_bad_instructions():
-    with _policy_node_and_client("max_instruction_chars:=50") as (proc, node, ex, events, pub):
+    with policy_node_and_client("max_instruction_chars:=50") as (proc, node, ex, events, pub):
 
         def refused(pred):
             return [e for e in events if e["event"] == "instruction_refused" and pred(e)]
@@ -87,7 +55,7 @@ def test_policy_node_refuses_bad_instructions():
 def test_policy_node_refuses_what_it_cannot_ground():
     """An unknown object or another language ends in instruction_not_understood naming why; no task.
     Then 200 instructions in a burst: each is answered."""
-    with _policy_node_and_client() as (proc, node, ex, events, pub):
+    with policy_node_and_client() as (proc, node, ex, events, pub):
 
         def answered(text):
             return [e for e in events if e.get("instruction") == text]

@@ -11,9 +11,6 @@ parameters set at run time are validated (a bad value and a read-only parameter 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,15 +21,16 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 Manipulate = pytest.importorskip("vla_interfaces.action").Manipulate
 from geometry_msgs.msg import PoseStamped  # noqa: E402
+from policy_proc import policy_node_and_client  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
-from std_msgs.msg import Bool, String  # noqa: E402
+from std_msgs.msg import Bool  # noqa: E402
 
 from vla_common import topics  # noqa: E402
 from vla_common.conversions import numpy_to_pointcloud2  # noqa: E402
-from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS  # noqa: E402
+from vla_common.qos import RELIABLE_QOS, SENSOR_QOS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_policy_node_task import D, _checkpoint  # noqa: E402
@@ -50,21 +48,10 @@ def test_action_estop_while_deciding_goal_options_and_parameters(tmp_path):
     xyz = xyz[rng.choice(len(xyz), 2500, replace=False)].astype(np.float32)
     feats = rng.standard_normal((len(xyz), D)).astype(np.float32)
     feats /= np.linalg.norm(feats, axis=1, keepdims=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vla_policy.policy_node", "--ros-args", "-p", f"checkpoint:={ckpt}",
-         "-p", "clip_model:=ViT-B-32"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
-    ctx = rclpy.context.Context()
-    rclpy.init(context=ctx)
-    events, poses = [], []
-    try:
-        node = rclpy.create_node("policy_action_client", context=ctx)
-        ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
+    poses = []
+    with policy_node_and_client(f"checkpoint:={ckpt}", "clip_model:=ViT-B-32", env={"OMP_NUM_THREADS": "1"},
+                                client_name="policy_action_client") as (proc, node, ex, events, _):
         client = ActionClient(node, Manipulate, topics.MANIPULATE)
-        node.create_subscription(String, topics.STATUS, lambda m: events.append(json.loads(m.data)),
-                                 EVENT_QOS)
         node.create_subscription(PoseStamped, topics.GRASP_POSE, poses.append, RELIABLE_QOS)
         cloud_pub = node.create_publisher(PointCloud2, topics.FEATURE_CLOUD, SENSOR_QOS)
         estop_pub = node.create_publisher(Bool, topics.ESTOP, RELIABLE_QOS)
@@ -134,11 +121,3 @@ def test_action_estop_while_deciding_goal_options_and_parameters(tmp_path):
         assert not ro.successful and "read-only" in ro.reason
         (ok,) = set_params(Parameter("cloud_timeout_s", value=5.0))
         assert ok.successful
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=ctx)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()

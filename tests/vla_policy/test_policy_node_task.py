@@ -8,10 +8,6 @@ each /vla/perception/request with a feature cloud) and the executor (motion_done
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -19,6 +15,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from geometry_msgs.msg import PoseArray, PoseStamped  # noqa: E402
+from policy_proc import policy_node_and_client  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
 from std_msgs.msg import Empty, String  # noqa: E402
 
@@ -52,26 +49,14 @@ def _run_task(tmp_path, threshold, motion_results):
     xyz = xyz[rng.choice(len(xyz), 2500, replace=False)].astype(np.float32)
     feats = rng.standard_normal((len(xyz), D)).astype(np.float32)
     feats /= np.linalg.norm(feats, axis=1, keepdims=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vla_policy.policy_node", "--ros-args", "-p", f"checkpoint:={ckpt}",
-         "-p", "clip_model:=ViT-B-32", "-p", "max_attempts:=3", "-p", "exclude_radius_m:=0.02"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
-    )
-    ctx = rclpy.context.Context()
-    rclpy.init(context=ctx)
-    events, poses, requests, cand_msgs = [], [], [], []
-    try:
-        node = rclpy.create_node("policy_task_client", context=ctx)
-        ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        node.create_subscription(String, "/vla/status", lambda m: events.append(json.loads(m.data)),
-                                 EVENT_QOS)
+    poses, requests, cand_msgs = [], [], []
+    with policy_node_and_client(f"checkpoint:={ckpt}", "clip_model:=ViT-B-32", "max_attempts:=3",
+                                "exclude_radius_m:=0.02", env={"OMP_NUM_THREADS": "1"},
+                                client_name="policy_task_client") as (proc, node, ex, events, instr):
         node.create_subscription(PoseStamped, "/vla/grasp_pose", poses.append, RELIABLE_QOS)
         node.create_subscription(PoseArray, "/vla/grasp_candidates", cand_msgs.append, RELIABLE_QOS)
         node.create_subscription(Empty, "/vla/perception/request", lambda m: requests.append(time.time()),
                                  RELIABLE_QOS)
-        instr = node.create_publisher(String, "/vla/instruction", EVENT_QOS)
         cloud_pub = node.create_publisher(PointCloud2, "/vla/feature_cloud", SENSOR_QOS)
         status_pub = node.create_publisher(String, "/vla/status", EVENT_QOS)
         results = list(motion_results)
@@ -109,14 +94,6 @@ def _run_task(tmp_path, threshold, motion_results):
                 # stamped after its own request, so a missed request event cannot stall the task)
                 cloud_pub.publish(numpy_to_pointcloud2(xyz, None, feats, "world", time.time()))
                 last_cloud = time.monotonic()
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=ctx)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     return events, poses, requests, cand_msgs
 
 
