@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,19 +166,42 @@ class ExecutionCore:
         return self.tick(t_s)
 
     def request(self, t_s: float, kind: str, T_base_tool: np.ndarray) -> list[Command]:
-        """A grasp or place request (TCP pose in the base frame)."""
+        """A grasp or place request (TCP pose in the base frame): :meth:`admit`, then plan here."""
+        refused, ticket = self.admit(kind)
+        if ticket is None:
+            return refused
+        return self.plan_admitted(t_s, kind, T_base_tool, ticket)
+
+    def admit(self, kind: str) -> tuple[list[Command], tuple[int, np.ndarray] | None]:
+        """The quick checks of a request, in the caller's thread and order.
+
+        Returns ``([refusal], None)``, or ``([], ticket)`` with planning reserved (a further request
+        is refused as busy) until :meth:`plan_admitted` with that ticket has returned.
+        """
         if kind not in ("grasp", "place"):
             raise ValueError(f"kind must be 'grasp' or 'place', got {kind!r}")
         with self._lock:
             if self.state is State.ESTOPPED:
                 return [self._refused(kind, "estop_active",
-                                      "e-stop is engaged; release it on /vla/estop first")]
+                                      "e-stop is engaged; release it on /vla/estop first")], None
             if self.state is State.RUNNING or self._planning:
-                return [self._refused(kind, "busy", f"a {self._kind or kind} motion is still running")]
+                return [self._refused(kind, "busy", f"a {self._kind or kind} motion is still running")], None
             if self.q is None:
-                return [self._refused(kind, "no_joint_state", "no /joint_states received yet")]
-            self._planning, gen, q0 = True, self._stop_gen, self.q.copy()
-        try:  # planning runs without the lock: an e-stop is handled meanwhile
+                return [self._refused(kind, "no_joint_state", "no /joint_states received yet")], None
+            self._planning = True
+            return [], (self._stop_gen, self.q.copy())
+
+    def plan_admitted(self, t_s: float, kind: str, T_base_tool: np.ndarray, ticket: tuple[int, np.ndarray],
+                      prepare: Callable[[], None] | None = None) -> list[Command]:
+        """Plan an admitted request and start it; may run in a worker thread.
+
+        ``prepare`` runs first, inside the reservation (the node updates its collision world there).
+        Planning runs without the lock: an e-stop or cancel meanwhile discards the plan.
+        """
+        gen, q0 = ticket
+        try:
+            if prepare is not None:
+                prepare()
             plan = self.backend.plan_grasp if kind == "grasp" else self.backend.plan_place
             steps = plan(q0, np.asarray(T_base_tool, dtype=np.float64))
         except MotionError as exc:

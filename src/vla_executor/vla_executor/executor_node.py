@@ -126,7 +126,6 @@ class ExecutorNode(LifecycleNode):
 
         self.core: ExecutionCore | None = None
         self.checker = None
-        self._planner: threading.Thread | None = None  # the planning worker of the last request
         self._active = False
         self._entities: list = []  # subscriptions and the timer made by configure
         self._cloud_xyz: np.ndarray | None = None
@@ -273,24 +272,25 @@ class ExecutorNode(LifecycleNode):
             self._status("motion_refused", "warn", f"{kind} refused: pose frame {frame!r} is neither "
                          f"'world' nor {self.model.base_frame!r}", kind=kind, reason="unknown_frame")
             return
-        if self._planner is not None and self._planner.is_alive():
-            self._status("motion_refused", "warn", f"{kind} refused: a motion is still being planned",
-                         kind=kind, reason="busy")
+        refused, ticket = self.core.admit(kind)  # refusals at once and in order
+        if ticket is None:
+            self._emit(refused)
             return
         # plan in a worker thread: the spinning thread stays free for /vla/estop and cancel
-        self._planner = threading.Thread(target=self._plan, args=(kind, T), name=f"plan-{kind}", daemon=True)
-        self._planner.start()
+        threading.Thread(target=self._plan, args=(kind, T, ticket), name=f"plan-{kind}", daemon=True).start()
 
-    def _plan(self, kind: str, T: np.ndarray) -> None:
+    def _plan(self, kind: str, T: np.ndarray, ticket: tuple) -> None:
         """Worker thread: collision world from the latest cloud, then plan and start the motion."""
-        try:
+        def collision_world() -> None:
             if self.checker is not None and self.use_cloud and self._cloud_xyz is not None:
                 keep_out = [(T[:3, 3], self.keep_out_m)]
                 if self.core.q is not None:  # the held object moves with the gripper
                     keep_out.append((self.model.fk(self.core.q)[:3, 3], self.keep_out_m))
                 n_vox = self.checker.set_point_cloud(self._cloud_xyz, self.voxel_m, keep_out=keep_out)
                 self.get_logger().info(f"collision world: table + {n_vox} cloud voxels")
-            self._emit(self.core.request(self._now(), kind, T))
+
+        try:
+            self._emit(self.core.plan_admitted(self._now(), kind, T, ticket, prepare=collision_world))
         except Exception as exc:  # noqa: BLE001 - a planning crash is a refusal, never a dead thread
             self._status("motion_refused", "error", f"{kind} refused: planning failed: {type(exc).__name__}: "
                          f"{exc}", kind=kind, reason="planning_error")
