@@ -139,6 +139,8 @@ class EpisodeResult:
     wall_s: float
     removed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    grasp_attempts: int = 0  # grasp decisions of the episode (1 = first-attempt success when grasp_success)
+    motions: list[dict[str, Any]] = field(default_factory=list)  # per executed motion: kind, success, metrics
 
 
 def _decide(world, policy, instruction: Instruction, phase: str, noise) -> np.ndarray | None:
@@ -158,6 +160,7 @@ def _grasp_phase(
     for _ in range(max_attempts):
         T = _decide(world, policy, instruction, "grasp", noise)
         res.steps += 1
+        res.grasp_attempts += 1
         if T is None:
             res.notes.append("no grasp proposed")
             continue
