@@ -381,6 +381,11 @@ class PolicyNode(Node):
             self.motion_cancel_pub.publish(Empty())  # an executor waiting on a dead robot/sim stops now
             self._end(False, f"node '{ev.get('name')}' died mid-task ({ev.get('exit', '?')}); the launcher "
                              "restarts it, send the instruction again", reason="node_died")
+        elif ev.get("event") == "cameras_silent" and self.task is not None:
+            # perception waited for camera frames on our cloud request in vain: no cloud will come
+            self._end(False, f"no feature cloud: {ev.get('detail', 'the cameras are silent')}; check the "
+                             "cameras, then send the instruction again", reason="cameras_silent",
+                      cameras=ev.get("cameras", []))
 
     def _watchdog(self) -> None:
         """Steady-clock check: end the task when the ROS (simulated) clock has stopped."""
