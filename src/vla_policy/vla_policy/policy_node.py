@@ -10,7 +10,9 @@ Topics (docs/ARCHITECTURE.md, shared/DESIGN.md):
   ``/vla/grasp_candidates`` (geometry_msgs/PoseArray, for RViz), ``/vla/perception/request``
   (std_msgs/Empty) and status events on ``/vla/status``.
 
-Task life cycle (a timer drives it; callbacks only record what arrived):
+Task life cycle (a timer drives it; callbacks only record what arrived). Stages, attempts,
+exclusions and outcomes are :class:`vla_common.task.TaskCore`, the same core ``vla eval`` drives;
+this node adds only the transport (cloud requests, pose topics, the executor's events, timeouts):
 
 1. An instruction that is empty, over ``max_instruction_chars`` or arrives while a task runs is
    refused with ``instruction_refused`` (no task starts). A sentence the policy cannot ground
@@ -78,6 +80,7 @@ from vla_common.node_runner import spin_node
 from vla_common.qos import EVENT_LATCHED_QOS, EVENT_QOS, RELIABLE_QOS, SENSOR_QOS, TASK_STATUS_QOS
 from vla_common.ros_params import at_least, in_range, positive, validate_on_set
 from vla_common.ros_status import StatusPublisher
+from vla_common.task import Step, TaskCore
 from vla_interfaces.action import Manipulate
 from vla_interfaces.msg import TaskStatus
 from vla_policy.policy import InstructionError, check_instruction, clip_weights_sha256
@@ -85,18 +88,14 @@ from vla_policy.policy import InstructionError, check_instruction, clip_weights_
 NODE = "policy"
 @dataclass
 class _Task:
-    instruction: str
-    stages: list[tuple[str, str]]
-    stage: int = 0
-    attempt: int = 0
+    """A running task: the shared task core (stages, attempts, exclusions, outcome) + transport state."""
+
+    core: TaskCore
     state: str = "need_cloud"  # need_cloud | wait_cloud | wait_motion
     requested_s: float = 0.0
     waiting_since_s: float = 0.0
-    last_pose: np.ndarray | None = None
-    exclude: list[tuple[np.ndarray, float]] = field(default_factory=list)
     task_id: str = ""
     goal_handle: Any = None              # rclpy ServerGoalHandle for /vla/manipulate goals
-    max_attempts: int = 0                # 0 = the node's parameter
     deadline_s: float = 0.0              # node-clock time limit (0 = none)
     poses: list[Any] = field(default_factory=list)  # PoseStamped chosen per stage (last attempt)
     cancel_requested: bool = False
@@ -104,6 +103,10 @@ class _Task:
     abort_state: str = ""                # what the task was doing then (deciding, wait_motion, ...)
     done: threading.Event = field(default_factory=threading.Event)
     result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def instruction(self) -> str:
+        return self.core.instruction
 
 
 class _Cloud:
@@ -185,7 +188,7 @@ class PolicyNode(Node):
                    "motion_timeout_s": ("motion_timeout_s", float), "clock_stall_s": ("clock_stall_s", float)}
 
     def _apply_param(self, name: str, value: Any) -> None:
-        """A validated run-time parameter change (vla_common.ros_params): used from the next decision on."""
+        """A validated run-time parameter change (vla_common.ros_params): used from the next task on."""
         attr, cast = self._PARAM_ATTR[name]
         setattr(self, attr, cast(value))
 
@@ -196,9 +199,14 @@ class PolicyNode(Node):
         self._status_out(event, level, detail, **fields)
 
     def _end(self, ok: bool, detail: str, outcome: str = "", **fields: Any) -> None:
+        """End the task in flight (the core keeps the first final outcome) and report it."""
         task = self.task
         self.task = None
         outcome = "succeeded" if ok else (outcome or "failed")
+        if task is not None:
+            task.core.end(ok, outcome, detail)
+            r = task.core.result
+            ok, outcome, detail = r.success, r.outcome, r.reason
         self._status("task_succeeded" if ok else "task_failed", "info" if ok else "error", detail,
                      instruction=task.instruction if task else "", outcome=outcome,
                      task_id=task.task_id if task else "", **fields)
@@ -207,23 +215,24 @@ class PolicyNode(Node):
 
     def _finish(self, task: _Task, ok: bool, outcome: str, reason: str) -> None:
         """Record the task's result, publish the latched TaskStatus and wake the goal's thread."""
-        task.result = {"success": ok, "outcome": outcome, "reason": reason,
-                       "stages": [k for k, _ in task.stages], "poses": list(task.poses),
-                       "attempts": task.attempt}
+        core = task.core
+        kinds = [k for k, _ in core.stages]
+        task.result = {"success": ok, "outcome": outcome, "reason": reason, "stages": kinds,
+                       "poses": list(task.poses), "attempts": core.decisions}
         msg = TaskStatus(task_id=task.task_id, instruction=task.instruction, success=ok, outcome=outcome,
-                         reason=reason, stages=[k for k, _ in task.stages],
-                         stages_done=min(task.stage, len(task.stages)))
+                         reason=reason, stages=kinds, stages_done=min(core.stage_index, len(kinds)))
         msg.stamp = self.get_clock().now().to_msg()
         self.task_status_pub.publish(msg)
         task.done.set()
 
     def _feedback(self, task: _Task, state: str, pose: PoseStamped | None = None) -> None:
         """Action feedback for goals (stage, attempt, state, chosen pose); nothing for topic tasks."""
-        if task.goal_handle is None or task.stage >= len(task.stages):
+        core = task.core
+        if task.goal_handle is None or core.done:
             return
-        kind, text = task.stages[task.stage]
-        fb = Manipulate.Feedback(stage=kind, stage_index=task.stage, stage_count=len(task.stages),
-                                 attempt=task.attempt + 1, state=state, text=text)
+        fb = Manipulate.Feedback(stage=core.stage.kind, stage_index=core.stage_index,
+                                 stage_count=len(core.stages), attempt=core.attempt + 1, state=state,
+                                 text=core.stage.text)
         if pose is not None:
             fb.pose = pose
         task.goal_handle.publish_feedback(fb)
@@ -285,12 +294,13 @@ class PolicyNode(Node):
             self._status("instruction_refused", "error", f"policy unavailable: {exc}", instruction=text,
                          task_id=task_id)
             return "refused", f"policy unavailable: {exc}"
-        task = _Task(text, parsed.stages(), task_id=task_id, goal_handle=goal_handle,
-                     max_attempts=max_attempts,
+        core = TaskCore(text, parsed.stages(), max_attempts=max_attempts or self.max_attempts,
+                        exclude_radius_m=self.exclude_radius_m)
+        task = _Task(core, task_id=task_id, goal_handle=goal_handle,
                      deadline_s=self._now() + timeout_s if timeout_s > 0 else 0.0)
         self.task = task
         self._status("instruction_received", "info", f"task started: {text!r}", instruction=text,
-                     stages=[k for k, _ in task.stages], stage_texts=[t for _, t in task.stages],
+                     stages=[k for k, _ in core.stages], stage_texts=[t for _, t in core.stages],
                      object=parsed.object, relation=parsed.relation, reference=parsed.reference,
                      task_id=task_id, via="action" if goal_handle is not None else "topic")
         return "", ""
@@ -440,7 +450,7 @@ class PolicyNode(Node):
                 self._end(False, f"no motion_done from the executor within {self.motion_timeout_s:.0f} s")
 
     def _decide(self, task: _Task, msg: PointCloud2) -> None:
-        kind, text = task.stages[task.stage]
+        kind, text = task.core.stage.kind, task.core.stage.text
         try:
             self._load()
             xyz, rgb, feats = pointcloud2_to_numpy(msg)
@@ -449,7 +459,7 @@ class PolicyNode(Node):
             ok = np.isfinite(xyz).all(1)
             cloud = _Cloud(xyz[ok], feats[ok], None if rgb is None else rgb[ok])
             decision = self._policy.decide(cloud, text, self._encoder, kind=kind,
-                                           exclude=task.exclude)
+                                           exclude=list(task.core.exclude))
         except Exception as exc:  # noqa: BLE001 - any failure ends the task with a clear status
             self._end(False, f"policy could not decide: {exc}")
             return
@@ -464,51 +474,44 @@ class PolicyNode(Node):
             self._end(False, decision.reason, outcome="not_understood")
             return
         if decision.outcome != "ok":
-            self._attempt_failed(task, f"no {kind} candidates in the cloud")
+            self._next(task, task.core.decided(decision.outcome, None, f"no {kind} candidates in the cloud"))
             return
         if task.cancel_requested or task.abort_reason:  # stopped while deciding: send nothing
             return
+        task.core.decided("ok", decision.pose)  # -> Step.EXECUTE
         stamp = self._now()
         self.cands_pub.publish(matrices_to_pose_array(decision.candidates, self.frame_id, stamp))
         pub = self.grasp_pub if kind == "grasp" else self.place_pub
         pose_msg = matrix_to_pose_stamped(decision.pose, self.frame_id, stamp)
         pub.publish(pose_msg)
-        task.poses = task.poses[:task.stage] + [pose_msg]
-        task.last_pose = decision.pose
+        task.poses = task.poses[:task.core.stage_index] + [pose_msg]
         task.state = "wait_motion"
         task.waiting_since_s = self._now()
         self.motion_result = None
         self._feedback(task, "moving", pose_msg)
         what = f"{kind} candidate {decision.index} of {len(decision.candidates)}"
         self._status(f"{kind}_selected", "info", what,
-                     instruction=text, attempt=task.attempt + 1, score=float(decision.scores[decision.index]),
+                     instruction=text, attempt=task.core.attempt + 1,
+                     score=float(decision.scores[decision.index]),
                      position=decision.pose[:3, 3], presence=rel.get("presence"),
                      timings_ms=decision.timings_ms,
                      scores=[round(float(p), 5) for p in decision.scores])  # per candidate, as published
 
     def _motion_finished(self, task: _Task, ev: dict[str, Any]) -> None:
-        kind = task.stages[task.stage][0]
-        if ev.get("event") == "motion_done" and bool(ev.get("success")):
-            task.stage += 1
-            task.attempt = 0
-            task.exclude = []
-            if task.stage >= len(task.stages):
-                self._end(True, f"{kind} succeeded")
-            else:
-                task.state = "need_cloud"
-            return
-        self._attempt_failed(task, f"{kind} attempt failed: {ev.get('detail', ev.get('event'))}")
+        ok = ev.get("event") == "motion_done" and bool(ev.get("success"))
+        self._next(task, task.core.motion_finished(ok, "" if ok else str(ev.get("detail", ev.get("event")))))
 
-    def _attempt_failed(self, task: _Task, why: str) -> None:
-        task.attempt += 1
-        if task.last_pose is not None:
-            task.exclude.append((task.last_pose[:3, 3].copy(), self.exclude_radius_m))
-            task.last_pose = None
-        if task.attempt >= (task.max_attempts or self.max_attempts):
-            self._end(False, f"{why}; gave up after {task.attempt} attempts")
-        else:
-            self._status("retrying", "warn", f"{why}; retrying with a fresh cloud", attempt=task.attempt + 1)
+    def _next(self, task: _Task, step: Step) -> None:
+        """Carry out the task core's next step (after a decision without a pose or a motion result)."""
+        if step is Step.DONE:
+            r = task.core.result
+            self._end(r.success, r.reason, outcome=r.outcome)
+        elif step is Step.RETRY:
+            self._status("retrying", "warn", f"{task.core.last_failure}; retrying with a fresh cloud",
+                         attempt=task.core.attempt + 1)
             self._feedback(task, "retrying")
+            task.state = "need_cloud"
+        else:  # Step.PERCEIVE: the next stage
             task.state = "need_cloud"
 
 
