@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, str] = {
     "perception": "vla_perception.bench",
     "executor": "vla_executor.bench",
     "policy": "vla_policy.bench",
+    "response": "vla_common.bench_response",  # the running sim graph: instruction -> first motion command
 }
 
 
