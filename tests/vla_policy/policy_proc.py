@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import rclpy
 from std_msgs.msg import String
@@ -21,14 +22,27 @@ def policy_node_and_client(*params: str, env: dict[str, str] | None = None,
     """A policy node process (``-p`` params) and a client node: yields (proc, node, executor, events, pub).
 
     ``events`` collects every ``/vla/status`` event (parsed JSON); ``pub`` publishes on
-    ``/vla/instruction``. On exit the client is destroyed and the process terminated (killed after
-    10 s).
+    ``/vla/instruction``. ``proc.output()`` is the node's log so far. On exit the client is destroyed
+    and the process terminated (killed after 10 s).
+
+    The node's stdout is read all the time by a thread: a pipe nobody reads fills up (64 KiB) and
+    the node then blocks in its next log call, which a burst of refused instructions reaches (CI
+    saw 54 of 200 burst instructions unanswered that way).
     """
     args = [sys.executable, "-m", "vla_policy.policy_node"]
     if params:
         args += ["--ros-args", *[x for p in params for x in ("-p", p)]]
     proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def drain() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    proc.output = lambda: "".join(lines)
     ctx = rclpy.context.Context()
     rclpy.init(context=ctx)
     try:

@@ -47,7 +47,7 @@ def test_task_ends_when_the_clock_stops_or_a_peer_dies(ros_localhost_env):
             say.publish(String(data="pick up the red mug"))
             if spin(1.0, until=started):
                 break
-            assert proc.poll() is None, proc.stdout.read()
+            assert proc.poll() is None, proc.output()
         assert started(), events
 
         def ended():

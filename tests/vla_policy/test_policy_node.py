@@ -38,7 +38,7 @@ def test_policy_node_refuses_bad_instructions():
             if _spin_until(node, ex, lambda: refused(lambda e: "empty" in e["detail"]), 0.5):
                 ok = True
                 break
-            assert proc.poll() is None, proc.stdout.read()
+            assert proc.poll() is None, proc.output()
         assert ok, "no instruction_refused for an empty instruction"
         e = refused(lambda e: "empty" in e["detail"])[0]
         assert e["node"] == "policy" and e["level"] == "warn"
@@ -61,11 +61,11 @@ def test_policy_node_refuses_what_it_cannot_ground():
             return [e for e in events if e.get("instruction") == text]
 
         for text, word in (("pick up the purple elephant", "elephant"), ("nimm den roten Becher", "becher")):
-            for _ in range(60):  # discovery, then the first instruction loads the checkpoint
+            for _ in range(60):  # until discovery (the node loads its models at start-up)
                 pub.publish(String(data=text))
                 if _spin_until(node, ex, lambda t=text: answered(t), 1.0):
                     break
-                assert proc.poll() is None, proc.stdout.read()
+                assert proc.poll() is None, proc.output()
             got = answered(text)
             assert got and got[0]["event"] == "instruction_not_understood", got
             assert word in got[0]["detail"]

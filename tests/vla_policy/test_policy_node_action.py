@@ -61,7 +61,7 @@ def test_action_estop_while_deciding_goal_options_and_parameters(tmp_path):
             end = time.monotonic() + timeout_s
             while time.monotonic() < end:
                 ex.spin_once(timeout_sec=0.02)
-                assert proc.poll() is None, proc.stdout.read()
+                assert proc.poll() is None, proc.output()
                 if cond():
                     return True
             return False

@@ -66,7 +66,7 @@ def _run_task(tmp_path, threshold, motion_results):
         sent = False
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.05)
-            assert proc.poll() is None, proc.stdout.read()
+            assert proc.poll() is None, proc.output()
             answered_instr = [e for e in events if e["event"].startswith("instruction_")]
             if not sent or not answered_instr:
                 # both directions discovered: our instruction reaches the node, and its requests and
