@@ -2,7 +2,8 @@
 """Test peer for the perception node: publishes three rendered cameras, requests clouds, reports JSON.
 
 Phase 1 publishes all three cameras and requests a cloud; phase 2 stops the ``right`` camera and
-requests again (the node must publish from two views and report ``view_dropped``). Prints one
+requests again (the node must publish from two views and report ``view_dropped``); phase 3
+stops every camera and keeps requesting (the node must report ``cameras_silent``). Prints one
 JSON line with what it received, then exits.
 """
 
@@ -46,7 +47,7 @@ class Peer(Node):
     def tick(self) -> None:
         self.t += 0.1
         for f in self.frames:
-            if self.phase == 2 and f.name == "right":
+            if self.phase == 3 or (self.phase == 2 and f.name == "right"):
                 continue
             c, d, i = self.pubs[f.name]
             c.publish(conv.numpy_to_image(f.rgb, "rgb8", f"{f.name}_color_optical_frame", self.t))
@@ -65,8 +66,10 @@ class Peer(Node):
     def on_status(self, msg: String) -> None:
         s = parse_status(msg.data)
         if s["node"] == "perception":
-            keys = ("event", "level", "camera", "dropped_views", "n_points")
+            keys = ("event", "level", "camera", "dropped_views", "n_points", "cameras", "seconds", "waited_s")
             self.events.append({"phase": self.phase, **{k: s.get(k) for k in keys}})
+            if self.phase == 2 and s["event"] == "cloud_published" and s.get("dropped_views"):
+                self.phase = 3
 
 
 def main() -> int:
@@ -76,7 +79,7 @@ def main() -> int:
     try:
         while time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.1)
-            if any(e["event"] == "cloud_published" and e["dropped_views"] for e in node.events):
+            if any(e["event"] == "cameras_silent" for e in node.events):
                 break
         print(json.dumps({"clouds": node.clouds, "events": node.events}))
     finally:

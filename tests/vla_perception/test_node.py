@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The perception node in its own process publishes a feature cloud from published camera topics."""
+"""The perception node in its own process publishes a feature cloud from published camera topics,
+reports a dropped view, and reports ``cameras_silent`` when every camera stops during a request."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def test_node_publishes_cloud_and_reports_dropped_view(tmp_path, ros_localhost_e
     (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig))
     params = {"perception": {"ros__parameters": {
         "rig_calibration": str(tmp_path / "rig.yaml"), "publish_rate_hz": 0.0, "partial_after_s": 1.0,
+        "silent_after_s": 1.0,
         "threads": 1, "fusion.workspace_min": [0.0, -0.6, -0.02], "fusion.workspace_max": [1.0, 0.6, 0.4]}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = dict(ros_localhost_env)
@@ -55,3 +57,11 @@ def test_node_publishes_cloud_and_reports_dropped_view(tmp_path, ros_localhost_e
     assert any(e["camera"] == "right" for e in dropped), events
     assert any(e["dropped_views"] and "right" in e["dropped_views"][0] for e in published)
     assert np.all([c["finite"] for c in clouds])
+    # cameras delivering (phases 1, 2: requests every 0.1 s) never count as silent; all of them
+    # stopped (phase 3) while requests continue: one cameras_silent naming every camera
+    silent = [e for e in events if e["event"] == "cameras_silent"]
+    assert silent and all(e["phase"] == 3 for e in silent), events
+    ev = silent[0]
+    assert ev["level"] == "error" and sorted(ev["cameras"]) == ["left", "right", "top"]
+    assert ev["waited_s"] >= 1.0 and all(s is not None and s >= 1.0 for s in ev["seconds"].values()), ev
+    assert ev["seconds"]["right"] > ev["seconds"]["top"]  # right went silent a phase earlier

@@ -7,7 +7,11 @@ It subscribes each camera's realsense2_camera topics (``<prefix>/<name>/color/im
 ``.../aligned_depth_to_color/image_raw``, ``.../color/camera_info``) with sensor QoS, publishes a
 cloud at ``publish_rate_hz`` (0 = only on request) and whenever a ``std_msgs/Empty`` arrives on
 ``/vla/perception/request``, and reports ``cloud_published`` (timings, points, dropped views) and
-``view_dropped`` events on ``/vla/status``. Camera extrinsics come from the rig calibration YAML
+``view_dropped`` events on ``/vla/status``. When no camera delivers a single frame within
+``silent_after_s`` of a cloud request (node clock: simulated time in the sim), no cloud newer than
+the request can be made: it reports ``cameras_silent`` once for that request (fields ``cameras``,
+``seconds`` since each one's last frame or null, ``waited_s``), and the policy ends the task with
+that reason instead of waiting out its cloud timeout. Camera extrinsics come from the rig calibration YAML
 (``rig_calibration``) and, where ``tf2_ros`` is installed (a ROS machine), are replaced by the
 ``world -> <camera>_color_optical_frame`` transforms from /tf_static as they arrive.
 
@@ -90,6 +94,7 @@ class PerceptionNode(LifecycleNode):
         self.declare_parameter("realsense_fps", 30)
         self.declare_parameter("sync_slop_s", 0.05)
         self.declare_parameter("partial_after_s", 1.0)
+        self.declare_parameter("silent_after_s", 3.0)
         self.declare_parameter("publish_rate_hz", 1.0)
         self.declare_parameter("frame_id", "world")
         self.declare_parameter("use_tf_static", True)
@@ -159,6 +164,9 @@ class PerceptionNode(LifecycleNode):
         self.frame_id = gp("frame_id").value
         self.rate_hz = float(gp("publish_rate_hz").value)
         self.partial_after_s = float(gp("partial_after_s").value)
+        self.silent_after_s = float(gp("silent_after_s").value)
+        if not self.silent_after_s > 0:
+            raise ValueError(f"parameter silent_after_s must be > 0, got {self.silent_after_s}")
         fusion = FusionConfig.from_dict({n: gp(f"fusion.{n}").value
                                          for n in FusionConfig.__dataclass_fields__})
         cfg = PerceptionConfig(clip_model=gp("clip_model").value,
@@ -202,6 +210,9 @@ class PerceptionNode(LifecycleNode):
                 self._tf_buffer = Buffer()
                 self._tf_listener = TransformListener(self._tf_buffer, self)
         self._requested = False
+        self._watch_s: float | None = None  # node-clock time of a request no frame has followed yet
+        self._silent_seen = False  # the silence held at the last check (confirmed at the next one)
+        self._last_frame_s: dict[str, float] = {}  # node-clock arrival of each camera's last frame
         self._due = self.rate_hz > 0
         self._last_set_time = time.monotonic()
         self._n_published = 0
@@ -213,13 +224,18 @@ class PerceptionNode(LifecycleNode):
                                f"(D={self.pipeline.clip.dim}), rate {self.rate_hz} Hz")
 
     # ------------------------------------------------------------------ inputs
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def _on_color(self, cam: str, msg: Image) -> None:
+        self._last_frame_s[cam] = self._now()
         try:
             self.source.add_color(cam, conv.time_to_s(msg.header.stamp), conv.image_to_rgb(msg))
         except ValueError as exc:
             self._status("view_dropped", "warn", f"camera {cam}: bad colour image: {exc}", camera=cam)
 
     def _on_depth(self, cam: str, msg: Image) -> None:
+        self._last_frame_s[cam] = self._now()
         try:
             self.source.add_depth(cam, conv.time_to_s(msg.header.stamp), conv.depth_image_to_metres(msg))
         except ValueError as exc:
@@ -233,6 +249,43 @@ class PerceptionNode(LifecycleNode):
 
     def _on_request(self, _msg: Empty) -> None:
         self._requested = True
+        if self._watch_s is None:  # silence counts from the first request no frame has followed
+            self._watch_s = self._now()
+
+    def _check_silent(self) -> None:
+        """Report ``cameras_silent`` when no camera sent a frame within ``silent_after_s`` of a request.
+
+        Without a frame after the request no cloud stamped after it can exist, so the requester
+        (the policy) would only wait out its own timeout. One report per watched request; a frame
+        from any camera ends the watch. Times from the future (the clock went back: the simulator
+        restarted) count as no frame. The silence must hold at two checks in a row: frames that
+        queued up while this node was busy (making a cloud, or not scheduled) are handed to their
+        callbacks after the first check and end the watch before the second.
+        """
+        if self._watch_s is None:
+            return
+        now = self._now()
+        self._watch_s = min(self._watch_s, now)
+        if any(self._watch_s <= t <= now for t in self._last_frame_s.values()):
+            self._watch_s, self._silent_seen = None, False  # a camera delivered since the request
+            return
+        waited = now - self._watch_s
+        if waited < self.silent_after_s:
+            return
+        if not self._silent_seen:
+            self._silent_seen = True
+            return
+        self._watch_s, self._silent_seen = None, False
+        ages = {c: (now - t if (t := self._last_frame_s.get(c)) is not None and t <= now else None)
+                for c in self.cameras}
+        how = ", ".join(f"{c}: {'no frame yet' if a is None else f'last frame {a:.1f} s ago'}"
+                        for c, a in ages.items())
+        self._status("cameras_silent", "error",
+                     f"no frame from any camera ({how}) in the {waited:.1f} s since a cloud was requested; "
+                     "no feature cloud can be made (camera drivers, cables, topics?)",
+                     cameras=list(self.cameras),
+                     seconds={c: None if a is None else round(a, 2) for c, a in ages.items()},
+                     waited_s=round(waited, 2))
 
     def _on_rate(self) -> None:
         self._due = True
@@ -261,6 +314,7 @@ class PerceptionNode(LifecycleNode):
     def _maybe_publish(self) -> None:
         if not self._active:
             return
+        self._check_silent()
         if self._tf_pending and self._tf_buffer is not None:
             self._lookup_tf()
         if not (self._due or self._requested):
@@ -270,6 +324,8 @@ class PerceptionNode(LifecycleNode):
             frames = self.source.read(allow_partial=True)
         if not frames:
             return
+        if self.camera_source != "topics":  # read directly (pyrealsense2): no per-message callbacks
+            self._last_frame_s.update({f.name: self._now() for f in frames})
         self._last_set_time = time.monotonic()
         self._due = False
         self._requested = False
