@@ -251,16 +251,36 @@ def presence_descriptors(xyz: np.ndarray, rgb: np.ndarray | None, features: np.n
         col = np.asarray(rgb)[idx].astype(np.float32) / 255.0  # (M, 3)
     out = np.zeros((len(idx), dim), np.float32)
     tree = cKDTree(p)
+    pp = (p[:, :, None] * p[:, None, :]).reshape(-1, 9)  # (M, 9) second moments of the positions
     for k, radius in enumerate(radii_m):
-        o = k * block
-        for i, js in enumerate(tree.query_ball_point(p, radius)):
-            js = np.asarray(js)
-            g = f[js].mean(0)
-            q = p[js] - p[js].mean(0)
-            ev = np.sqrt(np.maximum(np.linalg.eigvalsh(q.T @ q / len(js)), 0.0))  # (3,) ascending
-            out[i, o:o + block] = np.concatenate([g / max(float(np.linalg.norm(g)), 1e-6), col[js].mean(0),
-                                                  col[js].std(0), [h[i], h[js].max(), np.log(len(js))], ev])
+        # neighbourhood sums as one sparse (M, M) matrix product instead of a loop over the points
+        # (same values to ~1e-6; 30-40x faster on a 1536-point cloud)
+        a, n = _neighbourhoods(tree, p, radius)
+        nn = n[:, None]
+        g = (a @ f.astype(np.float64)) / nn  # (M, D)
+        g /= np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-6)
+        cm = a @ col.astype(np.float64) / nn  # (M, 3)
+        cs = np.sqrt(np.maximum(a @ col.astype(np.float64) ** 2 / nn - cm ** 2, 0.0))
+        hmax = np.maximum.reduceat(h[a.indices], a.indptr[:-1])  # every row holds the point itself
+        pm = a @ p / nn
+        cov = (a @ pp / nn).reshape(-1, 3, 3) - pm[:, :, None] * pm[:, None, :]
+        ev = np.sqrt(np.maximum(np.linalg.eigvalsh(cov), 0.0))  # (M, 3) ascending
+        out[:, k * block:(k + 1) * block] = np.concatenate(
+            [g, cm, cs, h[:, None], hmax[:, None], np.log(n)[:, None], ev], 1)
     return idx, out
+
+
+def _neighbourhoods(tree: Any, p: np.ndarray, radius: float) -> tuple[Any, np.ndarray]:
+    """(M, M) CSR 0/1 matrix of the points within ``radius`` of each point (itself included), counts (M,)."""
+    import scipy.sparse
+
+    lists = tree.query_ball_point(p, radius, return_sorted=False)
+    n = np.fromiter((len(js) for js in lists), np.int64, len(lists))
+    indptr = np.concatenate([[0], np.cumsum(n)])
+    cols = np.fromiter((j for js in lists for j in js), np.int64, int(indptr[-1]))
+    a = scipy.sparse.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(len(p), len(p)))
+    a.sort_indices()
+    return a, n.astype(np.float64)
 
 
 class PresenceRecogniser:
