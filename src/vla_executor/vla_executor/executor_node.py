@@ -60,6 +60,21 @@ from vla_executor.robot_model import RobotModel
 from vla_executor.timing import Trajectory
 
 
+def warm_up_timing(model: RobotModel) -> None:
+    """Time-parameterise a tiny path once with toppra and ruckig, so the first task does not pay for it.
+
+    toppra's import alone took 1.5 s here, and the first grasp of a task used to pay it (the first
+    plan of a fresh executor took 1.5-2.4 s, the next ones 0.08-0.3 s; results/bench_response.md).
+    """
+    from vla_executor.timing import time_parameterize_ruckig, time_parameterize_toppra
+
+    q0 = np.asarray(model.home, dtype=np.float64)  # (n,)
+    path = np.stack([q0, q0 + 0.05])                # (2, n)
+    vel, acc = np.asarray(model.vel_limits), np.asarray(model.acc_limits)
+    time_parameterize_toppra(path, vel, acc, dt=0.01)
+    time_parameterize_ruckig(path, vel, acc, acc * 4.0, dt=0.01)
+
+
 def trajectory_to_msg(traj: Trajectory, joint_names: list[str], stride: int = 1) -> JointTrajectory:
     """Trajectory -> JointTrajectory (header stamp 0 = start now); every ``stride``-th sample + the last."""
     msg = JointTrajectory()
@@ -160,6 +175,7 @@ class ExecutorNode(LifecycleNode):
             if self.backend_kind == "builtin":
                 self.checker = PyBulletCollisionChecker(self.model, [table_box(self.model)])
                 backend = make_backend("builtin", self.model, self.checker, cfg=cfg)
+                warm_up_timing(self.model)
             else:
                 backend = make_backend(self.backend_kind, self.model, cfg=cfg, group=self.moveit_group,
                                        pose_link=self.model.tool_frame, frame_id=self.model.base_frame)
