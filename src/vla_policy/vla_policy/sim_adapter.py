@@ -5,8 +5,10 @@
 decision, in one process: perception (CLIP dense features + multi-view fusion,
 ``vla_perception.pipeline.PerceptionPipeline``) on the rendered RGB-D frames, then
 ``Policy.decide`` on the fused cloud. It sees no simulator state: frames, text and the robot's
-own phase only. Failed grasp positions of the episode are excluded on retries, as the policy
-node does.
+own phase only. ``vla eval`` runs each episode through the same task core as the policy node
+(``vla_common.task``): it passes the stage's canonical text and the core's exclusions of failed
+poses (``robot_state['exclude']``), reads the instruction with :meth:`understand` and a refusal
+from :attr:`last_outcome`.
 
 Usage::
 
@@ -49,21 +51,31 @@ class LearnedSimPolicy:
         self.exclude_radius_m = float(exclude_radius_m)
         self._tried: list[np.ndarray] = []
         self.last_decision: Any = None
+        self.last_outcome: tuple[str, str] | None = None  # (outcome, reason) of a decision without a pose
 
     def reset(self) -> None:
         """Forget the failed poses of the previous episode."""
         self._tried = []
+
+    def understand(self, instruction: str) -> Any:
+        """The instruction's stages as the policy node reads them (raises NotUnderstood)."""
+        return self.policy.understand(instruction)
 
     def act(self, frames: list[RGBDFrame], instruction_text: str,
             robot_state: dict[str, Any]) -> np.ndarray | None:
         """(4, 4) world TCP pose for ``robot_state['phase']`` (grasp or place), or None."""
         kind = "place" if robot_state.get("phase") == "place" else "grasp"
         cloud = self.pipeline.process(frames)
-        exclude = [(p, self.exclude_radius_m) for p in self._tried] if kind == "grasp" else None
+        if "exclude" in robot_state:  # the task core's exclusions (vla eval)
+            exclude = list(robot_state["exclude"]) or None
+        else:
+            exclude = [(p, self.exclude_radius_m) for p in self._tried] if kind == "grasp" else None
         decision = self.policy.decide(cloud, instruction_text, text_encoder=self.pipeline.clip, kind=kind,
                                       exclude=exclude)
         self.last_decision = decision
         pose = getattr(decision, "pose", None)
+        self.last_outcome = None if pose is not None else (
+            str(getattr(decision, "outcome", "no_candidates")), str(getattr(decision, "reason", "")))
         if pose is None:
             logger.info("policy proposed nothing for %r (%s)", instruction_text,
                         getattr(decision, "outcome", ""))

@@ -7,6 +7,22 @@ Usage::
     vla eval --policy random --task place --split unseen --episodes 10 --out results/eval
     vla eval --policy expert --task pickplace --cases src/vla_sim/vla_sim/cases/pickplace_seen.json
     vla eval --policy my_pkg.my_module:make_policy --task grasp --split seen   # a learned policy
+    vla eval --policy vla_policy.sim_adapter:make_sr --cases fixed --runs 15 --workers 2 --out results/sr
+
+Runs, workers, resume: ``--runs N`` runs every case N times; run k of case c renders its depth
+images with noise seeded by (--seed, c, k) (and reseeds the random policy the same way), so the
+runs differ and a rerun reproduces them, whichever worker runs them. ``--noise-sigma`` defaults
+to 0 with one run and to 2 mm (an L515-like sensor) with several; physics and the expert are
+deterministic, so with ``--noise-sigma 0`` runs differ only through a policy's own randomness
+(the random policy's draws): the expert's runs are then identical.
+``--workers K`` runs episodes on K processes, each with its own SimWorld and its own policy built
+from ``--policy`` (K = 1: in this process; this machine has 2 cores); results are merged in case
+order. Each finished episode is appended to ``<out>/eval_<...>.episodes.jsonl``; the same
+command with the same ``--out`` resumes, running only the missing episodes (more ``--episodes``
+or ``--runs`` add episodes), and refuses a log written with other settings (policy, task, split,
+case file, robot, seed, render size, renderer, noise). A progress bar shows the ETA. The tables
+give the success rate, the first-attempt grasp success next to grasp success within 8 attempts
+and the mean decisions; with several runs also the spread over runs and a per-case table.
 
 Protocol (Secondary Realignment Sec. 4 / A2, but executed in physics): grasp episodes allow <= 8
 attempts (a lifted non-target is removed and counts a step); place episodes start with the object
@@ -23,21 +39,27 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import importlib
 import json
 import logging
 import math
+import os
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from vla_common.camera import RGBDFrame
-from vla_sim import checks, primitives
+from vla_common.language import NotUnderstood, parse_instruction
+from vla_common.task import Step, TaskCore
+from vla_sim import checks
 from vla_sim.instructions import Instruction
 from vla_sim.scenes import TASKS, CaseSet, Scene, case_path, make_case
+from vla_sim.sim_executor import SimExecutor, executor_for
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +101,14 @@ class RandomPolicy:
     needs_frames = True
 
     def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+
+    def reseed(self, seed: np.random.SeedSequence) -> None:
+        """Restart the draws from ``seed``.
+
+        ``evaluate`` calls it per episode with a seed of (case, run), so an episode's draws do not
+        depend on which worker ran which episodes before it.
+        """
         self.rng = np.random.default_rng(seed)
 
     def act(
@@ -139,51 +169,50 @@ class EpisodeResult:
     wall_s: float
     removed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    outcome: str = ""  # the task core's final outcome (succeeded, failed, target_not_found, ...)
     grasp_attempts: int = 0  # grasp decisions of the episode (1 = first-attempt success when grasp_success)
     motions: list[dict[str, Any]] = field(default_factory=list)  # per executed motion: kind, success, metrics
 
 
-def _decide(world, policy, instruction: Instruction, phase: str, noise) -> np.ndarray | None:
+def _decide(world, policy, instruction: Instruction, core: TaskCore,
+            noise) -> tuple[np.ndarray | None, str, str]:
+    """One decision for the task core's current stage: (pose or None, outcome, reason).
+
+    The policy reads the stage's canonical text (as the policy node passes it), the robot's own
+    state, the full instruction and the task core's exclusions (``robot_state['exclude']``).
+    """
+    stage = core.stage
     frames = world.render(noise) if getattr(policy, "needs_frames", True) else []
-    return policy.act(frames, instruction.text, robot_state(world, phase))
+    state = robot_state(world, stage.kind)
+    state.update(instruction=instruction.text, stage_text=stage.text, exclude=list(core.exclude))
+    T = policy.act(frames, stage.text, state)
+    if T is not None:
+        return np.asarray(T, dtype=np.float64), "ok", ""
+    outcome, reason = getattr(policy, "last_outcome", None) or ("no_pose", "")
+    return None, outcome, reason or f"no {stage.kind} proposed"
 
 
-def _grasp_phase(
-    world,
-    policy,
-    instruction: Instruction,
-    targets: tuple[str, ...],
-    noise,
-    max_attempts: int,
-    res: EpisodeResult,
-) -> bool:
-    for _ in range(max_attempts):
-        T = _decide(world, policy, instruction, "grasp", noise)
-        res.steps += 1
-        res.grasp_attempts += 1
-        if T is None:
-            res.notes.append("no grasp proposed")
-            continue
-        z_before = checks.object_heights(world)
-        motion = primitives.execute_grasp(world, np.asarray(T, dtype=np.float64))
-        if not motion.ok:
-            res.notes.append(f"grasp not executed: {motion.reason}")
-            continue
-        chk = checks.check_grasp(world, targets, z_before, motion.held)
-        if chk.success:
-            return True
-        for name in chk.wrong:  # a lifted non-target leaves the scene
-            world.remove_object(name)
-            res.removed.append(name)
-        world.set_gripper(True)
-        primitives.go_home(world)
-    return False
+def _understand(policy, text: str):
+    """The instruction's structure as the robot reads it (a learned policy: with its vocabulary)."""
+    understand = getattr(policy, "understand", None)
+    return understand(text) if callable(understand) else parse_instruction(text)
 
 
 def run_episode(
-    world, scene: Scene, policy, noise=None, max_attempts: int = checks.MAX_GRASP_ATTEMPTS
+    world, scene: Scene, policy, noise=None, max_attempts: int = checks.MAX_GRASP_ATTEMPTS,
+    executor: SimExecutor | None = None,
 ) -> EpisodeResult:
-    """Load ``scene`` (with its instruction) into ``world`` and run one episode of its task."""
+    """Load ``scene`` (with its instruction) into ``world`` and run one episode of its task.
+
+    The episode is a :class:`vla_common.task.TaskCore` task, run as the policy node runs it (stages
+    read from the instruction, attempts with exclusion of failed poses, target-not-found and
+    not-understood ending the task), and every motion is executed by ``vla_executor``
+    (:class:`vla_sim.sim_executor.SimExecutor`; default: the world's own). The benchmark only
+    judges each executed stage in physics (``vla_sim.checks``): a grasp attempt succeeds when a
+    target is held and lifted >= 10 cm (a lifted non-target is removed from the scene), a place
+    when the object rests in the relation's region. Grasp stages allow ``max_attempts``
+    decisions, place stages one (the protocol).
+    """
     if scene.instruction is None:
         raise ValueError(
             "the scene has no instruction; build it with vla_sim.scenes.make_case or a case file"
@@ -195,92 +224,190 @@ def run_episode(
         policy.bind(world, instruction)
     elif hasattr(policy, "reset"):
         policy.reset()
+    executor = executor or executor_for(world)
     res = EpisodeResult(scene.task, scene.split, scene.seed, instruction.text, False, None, None, 0, 0.0, 0.0)
-    if scene.task == "grasp":
-        res.grasp_success = _grasp_phase(
-            world, policy, instruction, instruction.targets, noise, max_attempts, res
-        )
-        res.success = res.grasp_success
-    else:
-        held_ok = True
-        if scene.task == "pickplace":
-            held_ok = _grasp_phase(
-                world, policy, instruction, (instruction.target,), noise, max_attempts, res
-            )
-            res.grasp_success = held_ok
-        if held_ok:
-            T = _decide(world, policy, instruction, "place", noise)
-            res.steps += 1
-            placed = False
-            if T is None:
-                res.notes.append("no place proposed")
-            else:
-                motion = primitives.execute_place(world, np.asarray(T, dtype=np.float64))
-                if not motion.ok:
-                    res.notes.append(f"place not executed: {motion.reason}")
-                    world.set_gripper(True)
-                placed, rest = checks.check_place(world, instruction.target, instruction.region)
-                if not rest:
-                    res.notes.append("object not at rest")
-            res.place_success = placed
+    targets = tuple(instruction.targets) if scene.task == "grasp" else (instruction.target,)
+    try:
+        parsed = _understand(policy, instruction.text)
+        core = TaskCore(instruction.text, parsed.stages(), max_attempts=max_attempts, max_place_attempts=1)
+    except NotUnderstood as exc:
+        core = TaskCore(instruction.text, [("grasp", instruction.text)], max_attempts=max_attempts)
+        core.end(False, "not_understood", exc.reason)
+    read_as = "pickplace" if len(core.stages) == 2 else core.stages[0][0]
+    if read_as != scene.task:
+        res.notes.append(f"the robot read a {read_as} task; the benchmark asked for {scene.task}")
+    while not core.done:
+        kind = core.stage.kind
+        T, outcome, reason = _decide(world, policy, instruction, core, noise)
+        res.steps += 1
+        res.grasp_attempts += kind == "grasp"
+        if core.decided(outcome, T, reason) is not Step.EXECUTE:
+            res.notes.append(f"{kind}: {outcome}: {reason}")
+            continue
+        if kind == "grasp":
+            z_before = checks.object_heights(world)
+            motion = executor.run("grasp", T)
+            world.step(48)  # let a slipping object fall before judging
+            chk = checks.check_grasp(world, targets, z_before)
+            for name in chk.wrong:  # a lifted non-target leaves the scene
+                world.remove_object(name)
+                res.removed.append(name)
+            ok = res.grasp_success = chk.success
+            why = "" if ok else (f"lifted {', '.join(chk.wrong)}, not the target" if chk.wrong
+                                 else f"nothing lifted ({motion.reason or 'motion done'})")
         else:
-            res.place_success = False
-        res.success = bool(held_ok and res.place_success)
+            motion = executor.run("place", T)
+            ok, rest = checks.check_place(world, instruction.target, instruction.region)
+            res.place_success = ok
+            if motion.success and not rest:
+                res.notes.append("object not at rest")
+            why = "" if ok else "the object does not rest in the asked region"
+        res.motions.append(motion.to_dict())
+        if not motion.success:
+            res.notes.append(f"{kind} motion: {motion.reason}: {motion.detail}")
+        core.motion_finished(ok, why)  # the judged attempt, not the executor's own verdict
+    res.outcome = core.result.outcome
+    if scene.task == "grasp":
+        res.success = res.grasp_success = bool(res.grasp_success)
+    else:
+        if scene.task == "pickplace":
+            res.grasp_success = bool(res.grasp_success)
+        res.place_success = bool(res.place_success)
+        res.success = bool(res.place_success and (scene.task == "place" or res.grasp_success))
     res.sim_time_s = world.sim_time_s
     res.wall_s = time.perf_counter() - t0
     return res
 
 
-def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
-    """Success rate and planning steps over episodes."""
+def summarize(results: list[EpisodeResult], runs: int = 1) -> dict[str, Any]:
+    """Success rates and planning steps over episodes.
+
+    ``results`` come in case order with ``runs`` consecutive episodes per case (as :func:`evaluate`
+    returns them). Grasp rates (grasp and pick-and-place): ``first_attempt_success_rate`` = the
+    first decision's grasp held, ``grasp_success_rate`` = a grasp held within the attempt budget
+    (``checks.MAX_GRASP_ATTEMPTS`` = 8). ``mean_steps`` = policy decisions per episode. With
+    ``runs`` > 1 also the spread over runs: the success rate of each run over all cases, their
+    standard deviation, the cases whose runs disagree, and per case the successes out of ``runs``
+    and the mean and standard deviation of its decisions.
+    """
     n = len(results)
+    if runs < 1 or n % runs:
+        raise ValueError(f"{n} results do not split into runs of {runs}")
     succ = [r for r in results if r.success]
-    out = {
+    out: dict[str, Any] = {
         "episodes": n,
+        "cases": n // runs,
+        "runs": runs,
         "success_rate": len(succ) / n if n else 0.0,
         "mean_steps": float(np.mean([r.steps for r in results])) if n else 0.0,
         "mean_steps_success": float(np.mean([r.steps for r in succ])) if succ else None,
         "mean_sim_time_s": float(np.mean([r.sim_time_s for r in results])) if n else 0.0,
         "mean_wall_s": float(np.mean([r.wall_s for r in results])) if n else 0.0,
     }
-    g = [r.grasp_success for r in results if r.grasp_success is not None]
+    g = [r for r in results if r.grasp_success is not None]
     p = [r.place_success for r in results if r.place_success is not None]
     if g:
-        out["grasp_success_rate"] = sum(g) / len(g)
+        out["first_attempt_success_rate"] = sum(_first_attempt(r) for r in g) / len(g)
+        out["grasp_success_rate"] = sum(bool(r.grasp_success) for r in g) / len(g)
     if p:
         out["place_success_rate"] = sum(p) / len(p)
+    if runs > 1 and n:
+        by_run = [float(np.mean([r.success for r in results[k::runs]])) for k in range(runs)]
+        out["success_rate_by_run"] = by_run
+        out["success_rate_std_over_runs"] = float(np.std(by_run, ddof=1))
+        per_case = []
+        for c in range(n // runs):
+            rs = results[c * runs : (c + 1) * runs]
+            steps = [r.steps for r in rs]
+            grasped = [r for r in rs if r.grasp_success is not None]
+            per_case.append(
+                {
+                    "case": c,
+                    "seed": rs[0].seed,
+                    "instruction": rs[0].instruction,
+                    "successes": sum(bool(r.success) for r in rs),
+                    "first_attempt_successes": sum(_first_attempt(r) for r in grasped) if grasped else None,
+                    "mean_steps": float(np.mean(steps)),
+                    "std_steps": float(np.std(steps, ddof=1)),
+                }
+            )
+        out["mixed_cases"] = sum(0 < pc["successes"] < runs for pc in per_case)
+        out["per_case"] = per_case
     return out
 
 
+def _first_attempt(r: EpisodeResult) -> bool:
+    """The episode's grasp held on its first decision."""
+    return bool(r.grasp_success) and r.grasp_attempts == 1
+
+
+_TABLE_LEGEND = (
+    "success_rate: episode success; first_attempt_success_rate: the first grasp decision held; "
+    "grasp_success_rate: a grasp held within 8 attempts; mean_steps: policy decisions per episode"
+)
+
+
 def markdown_table(meta: dict[str, Any], summary: dict[str, Any]) -> str:
-    """One-row Markdown table of a run."""
+    """Markdown table of a run (one row) and a legend.
+
+    With several runs per case also the spread over runs and a per-case table.
+    """
     cols = [
         "policy",
         "task",
         "split",
+        "cases",
+        "runs",
         "episodes",
         "success_rate",
-        "mean_steps",
-        "mean_steps_success",
+        "first_attempt_success_rate",
         "grasp_success_rate",
         "place_success_rate",
+        "mean_steps",
+        "mean_steps_success",
     ]
+    if "success_rate_std_over_runs" in summary:
+        cols.insert(cols.index("success_rate") + 1, "success_rate_std_over_runs")
+        cols.append("mixed_cases")
     row = {**meta, **summary}
+    text = _md_rows(cols, [[row.get(c) for c in cols]]) + "\n" + _TABLE_LEGEND
+    if "success_rate_std_over_runs" in summary:
+        text += "; success_rate_std_over_runs: standard deviation of the runs' success rates; "
+        text += "mixed_cases: cases whose runs disagree"
+    text += ".\n"
+    per_case = summary.get("per_case")
+    if per_case:
+        runs = summary["runs"]
+        text += f"\nPer case over {runs} runs (each run its own sensor-noise and policy seed):\n\n"
+        text += _md_rows(
+            ["case", "seed", "instruction", "successes", "first-attempt grasps", "decisions (mean ± std)"],
+            [
+                [
+                    pc["case"],
+                    pc["seed"],
+                    pc["instruction"],
+                    f"{pc['successes']}/{runs}",
+                    "-" if pc["first_attempt_successes"] is None
+                    else f"{pc['first_attempt_successes']}/{runs}",
+                    f"{pc['mean_steps']:.2f} ± {pc['std_steps']:.2f}",
+                ]
+                for pc in per_case
+            ],
+        )
+    return text
+
+
+def _md_rows(cols: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table: header ``cols`` and ``rows`` (floats with 3 decimals, None as '-')."""
 
     def fmt(v: Any) -> str:
         if v is None:
             return "-"
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
+        return f"{v:.3f}" if isinstance(v, float) else str(v).replace("|", "/")
 
-    return (
-        "| "
-        + " | ".join(cols)
-        + " |\n|"
-        + "---|" * len(cols)
-        + "\n| "
-        + " | ".join(fmt(row.get(c)) for c in cols)
-        + " |\n"
-    )
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def make_policy(spec: str, seed: int = 0):
@@ -306,6 +433,197 @@ def make_policy(spec: str, seed: int = 0):
     raise ValueError(f"unknown policy {spec!r}; use expert, random or package.module:factory")
 
 
+# ----------------------------------------------------------------------- runs, workers, resume
+DEFAULT_RUN_NOISE_SIGMA_M = 0.002  # depth noise when --runs > 1 and no --noise-sigma (L515: ~2 mm)
+LOG_VERSION = 1
+
+
+class EpisodeNoise:
+    """Gaussian depth noise (``vla_sim.world.DepthNoise``, no dropout) from the episode's own generator.
+
+    The generator is seeded by (seed, case, run) instead of the world's render counter, so an
+    episode's noise is the same whichever worker runs it and whatever ran before it in that world.
+    """
+
+    def __init__(self, sigma_m: float, seed: np.random.SeedSequence) -> None:
+        from vla_sim.world import DepthNoise
+
+        self.model = DepthNoise(sigma_m, 0.0)
+        self.sigma_m = self.model.sigma_m
+        self.dropout_prob = self.model.dropout_prob
+        self.rng = np.random.default_rng(seed)
+
+    def apply(self, depth: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Noisy copy of a (H, W) depth image; ``rng`` (the world's) is ignored."""
+        return self.model.apply(depth, self.rng)
+
+
+def episode_seeds(seed: int, case: int, run: int) -> tuple[np.random.SeedSequence, np.random.SeedSequence]:
+    """(sensor-noise seed, policy seed) of episode (``case``, ``run``) of an evaluation seeded ``seed``."""
+    noise, policy = np.random.SeedSequence([int(seed) % 2**63, int(case), int(run)]).spawn(2)
+    return noise, policy
+
+
+class _EpisodeRunner:
+    """One SimWorld and one policy that run episodes (case, run); in-process or in a worker."""
+
+    def __init__(self, policy: Any, cfg: dict[str, Any]) -> None:
+        from vla_sim.world import SimWorld
+
+        self.policy = policy
+        self.cfg = cfg
+        self.case_list = CaseSet.load(Path(cfg["cases"])).cases if cfg["cases"] else None
+        self.world = SimWorld(
+            robot=cfg["robot"],
+            renderer=cfg["renderer"],
+            seed=cfg["seed"],
+            render_size=tuple(cfg["render_size"]),
+        )
+
+    def run(self, case: int, run: int) -> EpisodeResult:
+        cfg = self.cfg
+        if self.case_list is not None:
+            scene = self.case_list[case % len(self.case_list)]
+        else:
+            scene = make_case(self.world, cfg["task"], cfg["split"], cfg["seed"] + case)
+        noise_seed, policy_seed = episode_seeds(cfg["seed"], case, run)
+        noise = EpisodeNoise(cfg["noise_sigma_m"], noise_seed) if cfg["noise_sigma_m"] > 0 else None
+        if hasattr(self.policy, "reseed"):
+            self.policy.reseed(policy_seed)
+        recorder = _recorder(cfg["record"], case * cfg["runs"] + run, scene, self.world)
+        res = run_episode(self.world, scene, recorder.policy(self.policy) if recorder else self.policy, noise)
+        if recorder is not None:
+            recorder.finish(res)
+        return res
+
+    def close(self) -> None:
+        self.world.close()
+
+
+_WORKER: dict[str, _EpisodeRunner] = {}
+
+
+def _worker_init(spec: str, cfg: dict[str, Any], threads: int) -> None:
+    """Worker process start: its own policy (from the spec) and its own SimWorld."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported by a learned policy
+    logging.basicConfig(level=logging.WARNING)
+    policy = make_policy(spec, cfg["seed"])
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    _WORKER["runner"] = _EpisodeRunner(policy, cfg)
+
+
+def _worker_run(case: int, run: int) -> tuple[int, int, EpisodeResult]:
+    return case, run, _WORKER["runner"].run(case, run)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, Path):
+        return str(v)
+    raise TypeError(f"{type(v).__name__} is not JSON serialisable")
+
+
+def _result_from_dict(d: dict[str, Any]) -> EpisodeResult:
+    known = {f.name for f in fields(EpisodeResult)}
+    return EpisodeResult(**{k: v for k, v in d.items() if k in known})
+
+
+class EpisodeLog:
+    """``vla eval``'s resume file: JSON lines, a settings header, then one line per finished episode.
+
+    Episodes are keyed by (case index, scene seed, run); the settings that decide an episode's
+    outcome (policy, task, split, case file and its content hash, robot, seed, render size,
+    renderer, depth noise, attempt budget) must equal the header's, else :class:`ValueError`.
+    Neither ``--workers`` nor ``--episodes``/``--runs`` are settings: a rerun with more cases or
+    runs adds only the missing episodes. A line cut off by a kill is dropped on reading.
+    """
+
+    def __init__(self, path: Path, settings: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.settings = json.loads(json.dumps(settings, default=_json_default))
+        self.done: dict[tuple[int, int, int], EpisodeResult] = {}
+        if self.path.exists() and self.path.stat().st_size > 0:
+            self._read()
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._append({"vla_eval_log": LOG_VERSION, "settings": self.settings})
+
+    def _read(self) -> None:
+        raw = self.path.read_text()
+        lines = raw.split("\n")
+        if not raw.endswith("\n"):  # the last line was cut off (killed while writing): drop it
+            logger.warning("%s: dropping an incomplete last line", self.path)
+            raw = raw[: len(raw) - len(lines[-1])]
+            self.path.write_text(raw)
+        lines = [ln for ln in raw.split("\n") if ln.strip()]
+        try:
+            head = json.loads(lines[0])
+            old = head["settings"]
+        except (IndexError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{self.path} is no vla eval episode log ({exc}); use another --out") from exc
+        if old != self.settings:
+            diff = ", ".join(
+                f"{k}: {old.get(k)!r} there, {self.settings.get(k)!r} now"
+                for k in sorted(set(old) | set(self.settings))
+                if old.get(k) != self.settings.get(k)
+            )
+            hint = ""
+            if old.get("noise_sigma_m") != self.settings.get("noise_sigma_m"):
+                hint = (f" (--noise-sigma defaults to 0 with --runs 1 and {DEFAULT_RUN_NOISE_SIGMA_M}"
+                        " with more runs: give it explicitly)")
+            raise ValueError(
+                f"{self.path} holds episodes run with other settings ({diff}); refusing to mix them: "
+                f"rerun with the same settings to resume, or give another --out{hint}"
+            )
+        for i, ln in enumerate(lines[1:], start=2):
+            try:
+                d = json.loads(ln)
+                self.done[(int(d["case"]), int(d["seed"]), int(d["run"]))] = _result_from_dict(d["result"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{self.path} line {i} is not an episode record: {exc}") from exc
+
+    def _append(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record, default=_json_default) + "\n")
+            f.flush()
+
+    def add(self, case: int, seed: int, run: int, res: EpisodeResult) -> None:
+        """Record a finished episode (appended at once, so a killed run loses only running episodes)."""
+        self.done[(case, seed, run)] = res
+        self._append({"case": case, "seed": seed, "run": run, "result": asdict(res)})
+
+
+def run_settings(
+    policy: str,
+    task: str,
+    split: str,
+    cases: Path | None,
+    robot: str,
+    seed: int,
+    render_size: tuple[int, int],
+    noise_sigma_m: float,
+    renderer: str,
+) -> dict[str, Any]:
+    """The settings an episode's outcome depends on (what a resumed evaluation must share)."""
+    return {
+        "policy": policy,
+        "task": task,
+        "split": split,
+        "cases": Path(cases).name if cases is not None else None,  # the content hash identifies it
+        "cases_sha256": hashlib.sha256(Path(cases).read_bytes()).hexdigest() if cases is not None else None,
+        "robot": robot,
+        "seed": int(seed),
+        "render_size": [int(render_size[0]), int(render_size[1])],
+        "noise_sigma_m": float(noise_sigma_m),
+        "renderer": renderer,
+        "max_grasp_attempts": checks.MAX_GRASP_ATTEMPTS,
+    }
+
+
 def evaluate(
     policy,
     task: str,
@@ -319,36 +637,116 @@ def evaluate(
     renderer: str = "auto",
     progress: bool = True,
     record: Path | None = None,
+    *,
+    runs: int = 1,
+    workers: int = 1,
+    log: Path | None = None,
 ) -> tuple[list[EpisodeResult], dict[str, Any]]:
-    """Run ``episodes`` episodes; scenes from ``cases`` (cycled) or seeds ``seed``.. ``seed+episodes-1``.
+    """Run ``episodes`` cases ``runs`` times each; results in case order, the runs of a case together.
 
-    With ``record`` (a folder), each episode is also written as a rerun recording
-    (``vla_sim.recorder.EpisodeRecorder``).
+    Cases come from ``cases`` (cycled) or are generated from seeds ``seed`` .. ``seed+episodes-1``.
+    Run ``k`` of case ``c`` renders with depth noise (sigma ``noise_sigma_m``; none when 0) seeded
+    by (``seed``, c, k) and reseeds a policy that has ``reseed(seed_sequence)`` (the random policy)
+    the same way; physics and the expert are deterministic, so with ``noise_sigma_m`` = 0 the runs
+    of the expert are identical.
+
+    ``policy`` is a Policy or a :func:`make_policy` spec; ``workers`` > 1 needs the spec (each
+    worker process builds its own policy and SimWorld). ``log`` (a JSON-lines file,
+    :class:`EpisodeLog`) makes the evaluation resumable: finished episodes are appended as they
+    end and those already in it are not run again. With ``record`` (a folder), each episode is
+    also written as a rerun recording (``vla_sim.recorder.EpisodeRecorder``, index case*runs+run).
     """
     from tqdm import tqdm
 
-    from vla_sim.world import DepthNoise, SimWorld
-
-    noise = DepthNoise(noise_sigma_m, 0.0) if noise_sigma_m > 0 else None
+    if episodes < 1 or runs < 1 or workers < 1:
+        raise ValueError(f"episodes, runs and workers must be >= 1, got {episodes}, {runs}, {workers}")
+    if noise_sigma_m < 0:
+        raise ValueError(f"noise_sigma_m must be >= 0, got {noise_sigma_m}")
+    if workers > 1 and not isinstance(policy, str):
+        raise ValueError("workers > 1 needs the policy as a spec string (each worker builds its own)")
     case_list = CaseSet.load(cases).cases if cases is not None else None
     if case_list is not None and not case_list:
         raise ValueError(f"case file {cases} holds no cases")
-    results = []
-    with SimWorld(robot=robot, renderer=renderer, seed=seed, render_size=render_size) as world:
-        bar = tqdm(
-            range(episodes), desc=f"{getattr(policy, 'name', 'policy')} {task}/{split}", disable=not progress
+    name = policy if isinstance(policy, str) else getattr(policy, "name", type(policy).__name__)
+    cfg = {
+        "task": task, "split": split, "cases": str(cases) if cases is not None else None, "robot": robot,
+        "seed": int(seed), "render_size": list(render_size), "noise_sigma_m": float(noise_sigma_m),
+        "renderer": renderer, "runs": runs, "record": record,
+    }  # fmt: skip
+    ep_log = None
+    if log is not None:
+        ep_log = EpisodeLog(
+            log, run_settings(name, task, split, cases, robot, seed, render_size, noise_sigma_m, renderer)
         )
-        for i in bar:
-            if case_list is not None:
-                scene = case_list[i % len(case_list)]
+
+    def scene_seed(c: int) -> int:
+        return case_list[c % len(case_list)].seed if case_list is not None else int(seed) + c
+
+    done: dict[tuple[int, int], EpisodeResult] = {}
+    todo: list[tuple[int, int]] = []
+    for c in range(episodes):
+        for k in range(runs):
+            prev = ep_log.done.get((c, scene_seed(c), k)) if ep_log is not None else None
+            if prev is not None:
+                done[(c, k)] = prev
             else:
-                scene = make_case(world, task, split, seed + i)
-            recorder = _recorder(record, i, scene, world)
-            results.append(run_episode(world, scene, recorder.policy(policy) if recorder else policy, noise))
-            if recorder is not None:
-                recorder.finish(results[-1])
-            bar.set_postfix(success=f"{sum(r.success for r in results)}/{len(results)}")
-    return results, summarize(results)
+                todo.append((c, k))
+    if done:
+        logger.warning("resuming from %s: %d of %d episodes already done", log, len(done), episodes * runs)
+    bar = tqdm(
+        total=len(todo),
+        desc=f"{name} {task}/{split}" + (f" (+{len(done)} done before)" if done else ""),
+        disable=not progress or not todo,
+        unit="ep",
+    )
+
+    def finished(c: int, k: int, res: EpisodeResult) -> None:
+        done[(c, k)] = res
+        if ep_log is not None:
+            ep_log.add(c, scene_seed(c), k, res)
+        bar.update(1)
+        bar.set_postfix(success=f"{sum(r.success for r in done.values())}/{len(done)}")
+
+    try:
+        workers = min(workers, len(todo))
+        if workers <= 1 and todo:
+            runner = _EpisodeRunner(make_policy(policy, seed) if isinstance(policy, str) else policy, cfg)
+            try:
+                for c, k in todo:
+                    finished(c, k, runner.run(c, k))
+            finally:
+                runner.close()
+        elif todo:
+            _run_in_workers(policy, cfg, todo, workers, finished)
+    finally:
+        bar.close()
+    results = [done[(c, k)] for c in range(episodes) for k in range(runs)]
+    return results, summarize(results, runs)
+
+
+def _run_in_workers(
+    spec: str, cfg: dict[str, Any], todo: list[tuple[int, int]], workers: int, finished: Any
+) -> None:
+    """Episodes ``todo`` on ``workers`` spawned processes; ``finished(case, run, result)`` as each ends."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(spec, cfg, threads)
+    )
+    try:
+        pending = {pool.submit(_worker_run, c, k): (c, k) for c, k in todo}
+        while pending:
+            ready, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in ready:
+                c, k = pending.pop(fut)
+                try:
+                    finished(*fut.result())
+                except Exception as exc:
+                    raise RuntimeError(f"episode case {c} run {k} failed in a worker process: {exc}") from exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _recorder(record: Path | None, index: int, scene: Scene, world):
@@ -360,17 +758,39 @@ def _recorder(record: Path | None, index: int, scene: Scene, world):
     return EpisodeRecorder(Path(record), index, scene, world)
 
 
+def _check_policy_spec(spec: str) -> None:
+    """Fail early (ValueError) on a spec that cannot name a policy, without building the policy."""
+    if spec in ("expert", "random"):
+        return
+    if ":" not in spec:
+        raise ValueError(f"unknown policy {spec!r}; use expert, random or package.module:factory")
+    mod, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load policy {spec!r}: {exc}") from exc
+    if not callable(factory):
+        raise ValueError(f"{spec!r} is not callable")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vla eval``."""
     ap = argparse.ArgumentParser(
         prog="vla eval",
         description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--policy", default="expert", help="expert | random | package.module:factory")
     ap.add_argument("--task", choices=TASKS, default="grasp")
     ap.add_argument("--split", choices=("seen", "unseen", "novel_word"), default="seen")
-    ap.add_argument("--episodes", type=int, default=None, help="default: all cases of --cases, else 10")
+    ap.add_argument("--episodes", type=int, default=None,
+                    help="cases (scenes) to run; default: all cases of --cases, else 10")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="runs per case, each with its own sensor-noise (and random-policy) seed (default 1)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="worker processes, each with its own SimWorld and policy (default 1 = in this "
+                         "process; more than the CPU cores only slows it down)")
     ap.add_argument(
         "--cases",
         type=Path,
@@ -378,12 +798,19 @@ def main(argv: list[str] | None = None) -> int:
         help="JSON case file (a Scene or a CaseSet); 'fixed' = the shipped set for task/split",
     )
     ap.add_argument(
-        "--out", type=Path, default=None, help="output folder (default outputs/eval/<date>_<time>)"
+        "--out", type=Path, default=None,
+        help="output folder (default outputs/eval/<date>_<time>); rerunning the same command with the "
+             "same --out resumes: episodes already in its .episodes.jsonl are not run again",
     )
     ap.add_argument("--robot", default="ur5", choices=("ur5", "humanoid_arm"))
-    ap.add_argument("--seed", type=int, default=0, help="first scene seed when no case file is given")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="first scene seed when no case file is given; also seeds noise and policy per run")
     ap.add_argument("--render-size", default="640x480", help="WxH of rendered frames, e.g. 320x240")
-    ap.add_argument("--noise-sigma", type=float, default=0.0, help="depth noise sigma in metres")
+    ap.add_argument(
+        "--noise-sigma", type=float, default=None,
+        help=f"depth noise sigma in metres (default 0 with --runs 1, {DEFAULT_RUN_NOISE_SIGMA_M} with "
+             "--runs > 1); with 0 runs differ only through a policy's own randomness (random policy)",
+    )
     ap.add_argument("--renderer", choices=("auto", "egl", "tiny"), default="auto")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--record", type=Path, default=None, metavar="DIR",
@@ -406,24 +833,43 @@ def main(argv: list[str] | None = None) -> int:
         episodes = len(CaseSet.load(cases).cases) if cases is not None else 10
     if episodes <= 0:
         ap.error("--episodes must be positive")
+    if args.runs <= 0:
+        ap.error("--runs must be positive")
+    if args.workers <= 0:
+        ap.error("--workers must be positive")
+    if args.workers > (os.cpu_count() or 1):
+        logger.warning("--workers %d > %d CPU cores: they will share them", args.workers, os.cpu_count())
+    noise = args.noise_sigma if args.noise_sigma is not None else (
+        DEFAULT_RUN_NOISE_SIGMA_M if args.runs > 1 else 0.0)
+    if noise < 0:
+        ap.error("--noise-sigma must be >= 0")
     try:
-        policy = make_policy(args.policy, args.seed)
+        _check_policy_spec(args.policy)
     except ValueError as exc:
         ap.error(str(exc))
-    results, summary = evaluate(
-        policy,
-        args.task,
-        args.split,
-        episodes,
-        cases,
-        args.robot,
-        args.seed,
-        (w, h),
-        args.noise_sigma,
-        args.renderer,
-        progress=not args.no_progress,
-        record=args.record,
-    )
+    out = args.out or Path("outputs/eval") / _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"eval_{args.policy.replace(':', '_').replace('.', '_')}_{args.task}_{args.split}"
+    try:
+        results, summary = evaluate(
+            args.policy,
+            args.task,
+            args.split,
+            episodes,
+            cases,
+            args.robot,
+            args.seed,
+            (w, h),
+            noise,
+            args.renderer,
+            progress=not args.no_progress,
+            record=args.record,
+            runs=args.runs,
+            workers=args.workers,
+            log=out / f"{stem}.episodes.jsonl",
+        )
+    except ValueError as exc:
+        ap.error(str(exc))
     meta = {
         "policy": args.policy,
         "task": args.task,
@@ -431,17 +877,19 @@ def main(argv: list[str] | None = None) -> int:
         "robot": args.robot,
         "cases": str(cases) if cases else None,
         "seed": args.seed,
+        "runs": args.runs,
+        "noise_sigma_m": noise,
+        "render_size": [w, h],
+        "renderer": args.renderer,
     }
-    out = args.out or Path("outputs/eval") / _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"eval_{args.policy.replace(':', '_').replace('.', '_')}_{args.task}_{args.split}"
+    eps = [{"case": i // args.runs, "run": i % args.runs, **asdict(r)} for i, r in enumerate(results)]
     (out / f"{stem}.json").write_text(
-        json.dumps({"meta": meta, "summary": summary, "episodes": [asdict(r) for r in results]}, indent=1)
+        json.dumps({"meta": meta, "summary": summary, "episodes": eps}, indent=1, default=_json_default)
     )
     table = markdown_table(meta, summary)
     (out / f"{stem}.md").write_text(table)
     print(table, end="")
-    print(f"saved {out / stem}.json and .md")
+    print(f"saved {out / stem}.json and .md (episode log: {stem}.episodes.jsonl)")
     return 0
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pybullet as pb
 
+from vla_executor.safety import check_target
 from vla_sim import objects as objlib
 from vla_sim.instructions import Instruction, Region
 from vla_sim.primitives import hover_pose
@@ -117,9 +118,11 @@ def grasp_candidates(world, name: str) -> list[GraspCandidate]:
 
 
 def grasp_reachable(model, T: np.ndarray) -> bool:
-    """Whether the whole grasp primitive (hover, descent, lift) has IK solutions."""
+    """Whether the executor accepts the target (workspace, table) and the grasp path has IK solutions."""
     from vla_sim.primitives import LIFT_M, cartesian_path
 
+    if not check_target(model, T):  # the executor's own refusal rule (base frame = world here)
+        return False
     H = hover_pose(T)
     q_hover = model.ik(H, model.home)
     if q_hover is None:
@@ -289,6 +292,8 @@ class ExpertPolicy:
             )
             if region.relation == "in":  # fingertips stay above the rim; the object drops in
                 T[2, 3] = max(T[2, 3], region.ref_max[2] + FINGERTIP_BELOW_TCP_M + 0.01)
+            if not check_target(model, T):  # the executor would refuse it (workspace, table)
+                continue
             q = model.ik(T, world.robot.joint_positions())
             if q is None:
                 q = model.ik(T, model.home)
