@@ -49,7 +49,7 @@ def test_a_pose_outside_the_workspace_is_refused_and_nothing_moves(world):
     q0 = world.joint_positions()
     T = np.eye(4)
     T[:3, :3] = np.diag([1.0, -1.0, -1.0])  # top-down
-    T[:3, 3] = [0.45, 0.6, 0.05]  # y beyond the workspace box (|y| <= 0.40 m)
+    T[:3, 3] = [0.45, 0.6, 0.05]  # y beyond the workspace box (|y| <= 0.48 m)
     with SimExecutor(world) as ex:
         rep = ex.run("grasp", T)
     assert not rep.success and rep.reason == "outside_workspace", rep
