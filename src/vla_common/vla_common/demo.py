@@ -606,8 +606,9 @@ def _save(result: DemoResult, driver: _Driver, out: Path, report: dict[str, Any]
 
 def _rig_file() -> dict[str, Any]:
     """The simulated rig's calibration, ``config/rig_sim.yaml`` (when the latched topic was missed)."""
-    path = Path(__file__).resolve().parents[3] / "config" / "rig_sim.yaml"
-    return yaml.safe_load(path.read_text())
+    from vla_common.graph import config_dir
+
+    return yaml.safe_load((config_dir() / "rig_sim.yaml").read_text())
 
 
 def build_parser() -> argparse.ArgumentParser:
