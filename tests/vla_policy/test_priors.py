@@ -158,7 +158,8 @@ def _collision_reference(T, scene, cfg):
         local = (scene.coll_xyz - t) @ R
         hits = sum(int(np.all((local > b[0] - 0.002) & (local < b[1] + 0.002), axis=1).sum()) for b in boxes)
         between = int(((np.abs(local[:, 0]) < g.finger_width_m / 2) & (np.abs(local[:, 1]) < g.stroke_m / 2)
-                       & (local[:, 2] > -g.finger_length_m) & (local[:, 2] < 0.0)).sum())
+                       & (local[:, 2] > g.tip_beyond_tcp_m - g.finger_length_m)
+                       & (local[:, 2] < g.tip_beyond_tcp_m)).sum())
         if hits <= cfg.max_collision_points and between >= cfg.min_points_between:
             ok[m], fill[m] = True, min(1.0, between / 60.0)
     return ok, fill
@@ -179,7 +180,8 @@ def test_collision_check_matches_plain_reference():
     # approach axes in the lower hemisphere around the box, positions over and beside it
     T[:, :3, :3] = Rotation.from_euler("xyz", np.c_[np.pi + rng.normal(0, 0.6, n), rng.normal(0, 0.6, n),
                                                     rng.uniform(-np.pi, np.pi, n)]).as_matrix()
-    T[:, :3, 3] = np.c_[0.5 + rng.normal(0, 0.04, n), rng.normal(0, 0.06, n), rng.uniform(0.0, 0.12, n)]
+    tip = cfg.gripper.tip_beyond_tcp_m  # the fingertips lie this far past the TCP
+    T[:, :3, 3] = np.c_[0.5 + rng.normal(0, 0.04, n), rng.normal(0, 0.06, n), rng.uniform(tip, 0.12 + tip, n)]
     ok, fill = collision_free(T, scene, cfg)
     ok_ref, fill_ref = _collision_reference(T, scene, cfg)
     assert 10 < ok_ref.sum() < n - 10  # the sample exercises both outcomes
@@ -196,3 +198,22 @@ def test_round_robin_takes_clusters_in_turn():
     assert _round_robin(order, cluster, 6).tolist() == [0, 4, 3, 2, 1, 5]
     assert _round_robin(order, cluster, 4).tolist() == [0, 4, 3, 2]
     assert _round_robin(np.zeros(0, dtype=int), cluster, 4).tolist() == []
+
+
+def test_grasps_keep_the_fingertips_above_the_table():
+    """The robots' fingertips lie 17.5 mm past the TCP: no candidate puts them into the table, and a
+    flat object (1 cm high) still gets top-down grasps, raised so the tips clear the table."""
+    from vla_policy.priors import raise_tips_above_plane
+
+    pts = box_scene(size=(0.012, 0.14, 0.01), yaw=0.2, noise=0.0003)  # a pencil lying on the table
+    g = PriorConfig().gripper
+    gs = grasp_set(pts, PriorConfig(learned_prior=None))
+    assert len(gs.poses) > 0
+    tips = gs.poses[:, :3, 3] + g.tip_beyond_tcp_m * gs.poses[:, :3, 2]
+    assert tips[:, 2].min() >= g.tip_clearance_m - 1e-3  # table at z = 0 (support plane fit)
+    # a top-down pose 5 mm above the table is raised by the deficit; a clear one is not moved
+    T = np.tile(np.diag([1.0, -1.0, -1.0, 1.0]), (2, 1, 1))
+    T[0, :3, 3], T[1, :3, 3] = [0.5, 0.0, 0.005], [0.5, 0.0, 0.05]
+    up = raise_tips_above_plane(T, np.array([0.0, 0.0, 1.0]), 0.0, g)
+    assert up[0, 2, 3] == pytest.approx(g.tip_beyond_tcp_m + g.tip_clearance_m)
+    np.testing.assert_array_equal(up[1], T[1])

@@ -6,8 +6,8 @@ GraspNet weights cannot be downloaded here, so grasp candidates come from the cl
 simulator (object poses, segmentation) is used.
 
 Grasp candidates (``grasp_candidates``), for a parallel gripper with an 85 mm stroke; TCP frame as
-in docs/ARCHITECTURE.md: origin between the fingertips, z = approach direction (out of the
-gripper), y = closing direction:
+in docs/ARCHITECTURE.md: origin between the finger pads (the tips 17.5 mm further along z), z =
+approach direction (out of the gripper), y = closing direction:
 
 1. Support plane: RANSAC plane fit (open3d ``segment_plane``, on a regular stride of <= 12k points)
    of the cloud, accepted when its normal is within 20 deg of world z; points more than
@@ -65,10 +65,17 @@ class GripperSpec:
 
     Args:
         stroke_m: maximum opening between the finger pads.
-        finger_length_m: finger length along z (tips at z = 0, base at z = -length).
+        finger_length_m: finger length along z (tips at z = tip_beyond_tcp_m, base this far behind).
         finger_thickness_m: finger thickness along y.
         finger_width_m: finger width along x.
         palm_size_m: palm box extent (x, y, z); it sits behind the finger bases.
+        tip_beyond_tcp_m: the fingertips lie this far beyond the TCP along z. The robots' TCP is
+            the centre of the finger pads (``fingertip_offset_m`` in vla_executor's robot files:
+            half the 35 mm pad), so the tips reach 17.5 mm past it; the executor refuses a target
+            whose tips would be below the table. (Until 2026-12-07 the tips were taken to be at
+            the TCP: 15-19 of ~70 grasps the learned policy chose were refused for table clearance.)
+        tip_clearance_m: grasp poses are raised along their approach axis until the fingertips
+            are at least this far above the support plane (as the expert grasps flat objects).
     """
 
     stroke_m: float = 0.085
@@ -76,6 +83,8 @@ class GripperSpec:
     finger_thickness_m: float = 0.012
     finger_width_m: float = 0.022
     palm_size_m: tuple[float, float, float] = (0.05, 0.2, 0.06)
+    tip_beyond_tcp_m: float = 0.0175
+    tip_clearance_m: float = 0.004
 
     def boxes(self) -> np.ndarray:
         """(3, 2, 3) axis-aligned boxes [min, max] in the TCP frame: left finger, right finger, palm."""
@@ -84,11 +93,18 @@ class GripperSpec:
         L = self.finger_length_m
         t = self.finger_thickness_m
         px, py, pz = self.palm_size_m
+        tip = self.tip_beyond_tcp_m
         return np.array([
-            [[-fx, h, -L], [fx, h + t, 0.0]],
-            [[-fx, -h - t, -L], [fx, -h, 0.0]],
-            [[-px / 2, -py / 2, -L - pz], [px / 2, py / 2, -L]],
+            [[-fx, h, tip - L], [fx, h + t, tip]],
+            [[-fx, -h - t, tip - L], [fx, -h, tip]],
+            [[-px / 2, -py / 2, tip - L - pz], [px / 2, py / 2, tip - L]],
         ])
+
+    def gap(self) -> np.ndarray:
+        """(2, 3) box [min, max] between the open fingers in the TCP frame (where the object sits)."""
+        tip = self.tip_beyond_tcp_m
+        return np.array([[-self.finger_width_m / 2, -self.stroke_m / 2, tip - self.finger_length_m],
+                         [self.finger_width_m / 2, self.stroke_m / 2, tip]])
 
 
 @dataclass
@@ -542,9 +558,7 @@ def collision_free(T: np.ndarray, scene: _Scene, cfg: PriorConfig) -> tuple[np.n
     alive = alive[keep]
     # 4. points between the fingers (not inflated; the object sits there, so the most points to
     # count: done last, on the fewest poses); the count also sets the fill
-    gap = np.array([[-g.finger_width_m / 2, -g.stroke_m / 2, -g.finger_length_m],
-                    [g.finger_width_m / 2, g.stroke_m / 2, 0.0]])
-    nb = _count_in(T[alive], scene, gap, 0.0, 4)
+    nb = _count_in(T[alive], scene, g.gap(), 0.0, 4)
     keep = nb >= cfg.min_points_between
     ok[alive[keep]] = True
     fill[alive[keep]] = np.minimum(1.0, nb[keep] / 60.0)
@@ -629,6 +643,7 @@ def grasp_set(cloud, cfg: PriorConfig | None = None, seed: int = 0) -> GraspSet:
     T, widths_a, quals_a, labs_a = _poses(y, c, w, q, lab, len(parts[0][0]), cfg)
     if len(T) == 0:
         return empty
+    T = raise_tips_above_plane(T, scene.n, scene.d, cfg.gripper)
     if len(T) > cfg.max_checked:  # keep the most top-down / best-quality poses, spread over clusters
         pre = 0.6 * np.clip(quals_a, 0, 1) + 0.4 * np.clip(-T[:, 2, 2], 0, 1)
         sel = _round_robin(np.argsort(-pre), labs_a, cfg.max_checked)
@@ -653,6 +668,24 @@ def grasp_set(cloud, cfg: PriorConfig | None = None, seed: int = 0) -> GraspSet:
             rank[m] = np.arange(int(m.sum()))
         keep = keep[(prob[keep] >= cfg.prior_min_prob) | (rank < cfg.prior_min_per_cluster)]
     return GraspSet(T[keep], widths_a[keep], score[keep], labs_a[keep], prob[keep])
+
+
+def raise_tips_above_plane(T: np.ndarray, n: np.ndarray, d: float, gripper: GripperSpec) -> np.ndarray:
+    """Grasp poses (M, 4, 4) moved back along their approach axis until the tips clear the plane.
+
+    The fingertips end ``gripper.tip_clearance_m`` above the plane ``n . x + d = 0``; poses already
+    clear are unchanged.
+    A flat object (a pencil, 1 cm high) is then gripped by the lower end of the pads, as the expert
+    grips it, instead of by a pose whose tips are in the table (which the executor refuses).
+    """
+    T = np.array(T, dtype=np.float64, copy=True)
+    z = T[:, :3, 2]                                                 # (M, 3) approach axes
+    tips = T[:, :3, 3] + gripper.tip_beyond_tcp_m * z               # (M, 3)
+    deficit = gripper.tip_clearance_m - (tips @ n + d)              # (M,) metres below the clearance
+    down = np.maximum(-(z @ n), 0.3)                                # (M,) descent per metre of approach
+    back = np.where(deficit > 0, deficit / down, 0.0)               # (M,)
+    T[:, :3, 3] -= back[:, None] * z
+    return T
 
 
 def _learned_prior(cfg: PriorConfig):
