@@ -13,70 +13,21 @@ gets the final TaskStatus (latched).
 from __future__ import annotations
 
 import json
-import time
 
-import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
-Manipulate = pytest.importorskip("vla_interfaces.action").Manipulate
-from rclpy.action import ActionClient  # noqa: E402
-from rosgraph_msgs.msg import Clock  # noqa: E402
-from sensor_msgs.msg import JointState  # noqa: E402
+pytest.importorskip("vla_interfaces.action")
+from graph_client import Client  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from vla_common import topics  # noqa: E402
 from vla_common.graph import graph  # noqa: E402
 from vla_common.launcher import Launcher  # noqa: E402
-from vla_common.qos import EVENT_LATCHED_QOS, EVENT_QOS, SENSOR_QOS, TASK_STATUS_QOS  # noqa: E402
+from vla_common.qos import EVENT_LATCHED_QOS, TASK_STATUS_QOS  # noqa: E402
 from vla_interfaces.msg import TaskStatus  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.ros]
-ARM = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint",
-       "wrist_3_joint"]
-
-
-class Client:
-    """The outside process: action client + watchers."""
-
-    def __init__(self, ctx):
-        self.node = rclpy.create_node("manipulate_client", context=ctx)
-        self.ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
-        self.ex.add_node(self.node)
-        self.action = ActionClient(self.node, Manipulate, topics.MANIPULATE)
-        self.events: list[dict] = []
-        self.clock_s = 0.0
-        self.js: list[tuple[float, float]] = []  # (sim time, max |arm joint velocity|)
-        self.node.create_subscription(String, topics.STATUS, lambda m: self.events.append(json.loads(m.data)),
-                                      EVENT_QOS)
-        self.node.create_subscription(Clock, topics.CLOCK, self._on_clock, 10)
-        self.node.create_subscription(JointState, topics.JOINT_STATES, self._on_js, SENSOR_QOS)
-
-    def _on_clock(self, msg):
-        self.clock_s = msg.clock.sec + 1e-9 * msg.clock.nanosec
-
-    def _on_js(self, msg):
-        names = list(msg.name)
-        if len(msg.velocity) == len(names) and all(n in names for n in ARM):
-            v = np.abs([msg.velocity[names.index(n)] for n in ARM]).max()
-            self.js.append((msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec, float(v)))
-
-    def spin_until(self, cond, timeout_s: float, launcher=None) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.ex.spin_once(timeout_sec=0.05)
-            if launcher is not None:
-                died = launcher.poll()
-                assert died is None, f"node {died[0]} exited with {died[1]}"
-            if cond():
-                return True
-        return False
-
-    def send(self, text: str, feedback: list, **options):
-        fut = self.action.send_goal_async(Manipulate.Goal(instruction=text, **options),
-                                          feedback_callback=lambda m: feedback.append(m.feedback))
-        assert self.spin_until(fut.done, 30.0), "no goal response"
-        return fut.result()
 
 
 def test_manipulate_action_feedback_result_cancel_and_busy_rule():

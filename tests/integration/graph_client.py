@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The outside rclpy process of the graph tests: a /vla/manipulate action client that also watches.
+
+Shared by the integration tests that drive the real sim graph (``vla_common.graph.graph("sim")``
+started by ``vla_common.launcher.Launcher``) from a separate process, as any user's client would:
+it sends goals, collects their feedback, and records ``/vla/status`` events, ``/clock`` and the arm's
+joint velocities from ``/joint_states``. Import it after ``pytest.importorskip("rclpy")``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.action import ActionClient
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+
+from vla_common import topics
+from vla_common.qos import EVENT_QOS, SENSOR_QOS
+from vla_interfaces.action import Manipulate
+
+ARM = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint",
+       "wrist_3_joint"]
+
+
+class Client:
+    """The outside process: action client + watchers."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.node = rclpy.create_node("manipulate_client", context=ctx)
+        self.ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
+        self.ex.add_node(self.node)
+        self.action = ActionClient(self.node, Manipulate, topics.MANIPULATE)
+        self.events: list[dict] = []
+        self.clock_s = 0.0
+        self.js: list[tuple[float, float]] = []  # (sim time, max |arm joint velocity|)
+        self.node.create_subscription(String, topics.STATUS, lambda m: self.events.append(json.loads(m.data)),
+                                      EVENT_QOS)
+        self.node.create_subscription(Clock, topics.CLOCK, self._on_clock, 10)
+        self.node.create_subscription(JointState, topics.JOINT_STATES, self._on_js, SENSOR_QOS)
+
+    def _on_clock(self, msg: Clock) -> None:
+        self.clock_s = msg.clock.sec + 1e-9 * msg.clock.nanosec
+
+    def _on_js(self, msg: JointState) -> None:
+        names = list(msg.name)
+        if len(msg.velocity) == len(names) and all(n in names for n in ARM):
+            v = np.abs([msg.velocity[names.index(n)] for n in ARM]).max()
+            self.js.append((msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec, float(v)))
+
+    def spin_until(self, cond, timeout_s: float, launcher=None) -> bool:
+        """Spin until ``cond()`` holds (True) or ``timeout_s`` of wall time passed (False).
+
+        With ``launcher``, a node process that exits meanwhile fails the test at once.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.ex.spin_once(timeout_sec=0.05)
+            if launcher is not None:
+                died = launcher.poll()
+                assert died is None, f"node {died[0]} exited with {died[1]}"
+            if cond():
+                return True
+        return False
+
+    def send(self, text: str, feedback: list, **options: Any):
+        """Send a Manipulate goal; its feedback messages are appended to ``feedback``. Returns the handle."""
+        fut = self.action.send_goal_async(Manipulate.Goal(instruction=text, **options),
+                                          feedback_callback=lambda m: feedback.append(m.feedback))
+        assert self.spin_until(fut.done, 30.0), "no goal response"
+        return fut.result()
