@@ -158,8 +158,7 @@ def _collision_reference(T, scene, cfg):
         local = (scene.coll_xyz - t) @ R
         hits = sum(int(np.all((local > b[0] - 0.002) & (local < b[1] + 0.002), axis=1).sum()) for b in boxes)
         between = int(((np.abs(local[:, 0]) < g.finger_width_m / 2) & (np.abs(local[:, 1]) < g.stroke_m / 2)
-                       & (local[:, 2] > g.tip_beyond_tcp_m - g.finger_length_m)
-                       & (local[:, 2] < g.tip_beyond_tcp_m)).sum())
+                       & (local[:, 2] > -g.finger_length_m) & (local[:, 2] < 0.0)).sum())
         if hits <= cfg.max_collision_points and between >= cfg.min_points_between:
             ok[m], fill[m] = True, min(1.0, between / 60.0)
     return ok, fill
@@ -180,8 +179,7 @@ def test_collision_check_matches_plain_reference():
     # approach axes in the lower hemisphere around the box, positions over and beside it
     T[:, :3, :3] = Rotation.from_euler("xyz", np.c_[np.pi + rng.normal(0, 0.6, n), rng.normal(0, 0.6, n),
                                                     rng.uniform(-np.pi, np.pi, n)]).as_matrix()
-    tip = cfg.gripper.tip_beyond_tcp_m  # the fingertips lie this far past the TCP
-    T[:, :3, 3] = np.c_[0.5 + rng.normal(0, 0.04, n), rng.normal(0, 0.06, n), rng.uniform(tip, 0.12 + tip, n)]
+    T[:, :3, 3] = np.c_[0.5 + rng.normal(0, 0.04, n), rng.normal(0, 0.06, n), rng.uniform(0.0, 0.12, n)]
     ok, fill = collision_free(T, scene, cfg)
     ok_ref, fill_ref = _collision_reference(T, scene, cfg)
     assert 10 < ok_ref.sum() < n - 10  # the sample exercises both outcomes
@@ -202,7 +200,7 @@ def test_round_robin_takes_clusters_in_turn():
 
 def test_grasps_keep_the_fingertips_above_the_table():
     """The robots' fingertips lie 17.5 mm past the TCP: no candidate puts them into the table, and a
-    flat object (1 cm high) still gets top-down grasps, raised so the tips clear the table."""
+    flat object (1 cm high) still gets top-down grasps, raised so the real tips clear the table."""
     from vla_policy.priors import raise_tips_above_plane
 
     pts = box_scene(size=(0.012, 0.14, 0.01), yaw=0.2, noise=0.0003)  # a pencil lying on the table

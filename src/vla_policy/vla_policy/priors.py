@@ -6,8 +6,9 @@ GraspNet weights cannot be downloaded here, so grasp candidates come from the cl
 simulator (object poses, segmentation) is used.
 
 Grasp candidates (``grasp_candidates``), for a parallel gripper with an 85 mm stroke; TCP frame as
-in docs/ARCHITECTURE.md: origin between the finger pads (the tips 17.5 mm further along z), z =
-approach direction (out of the gripper), y = closing direction:
+in docs/ARCHITECTURE.md: origin between the finger pads (the real tips 17.5 mm further along z;
+poses are raised so they clear the table), z = approach direction (out of the gripper), y =
+closing direction:
 
 1. Support plane: RANSAC plane fit (open3d ``segment_plane``, on a regular stride of <= 12k points)
    of the cloud, accepted when its normal is within 20 deg of world z; points more than
@@ -65,17 +66,20 @@ class GripperSpec:
 
     Args:
         stroke_m: maximum opening between the finger pads.
-        finger_length_m: finger length along z (tips at z = tip_beyond_tcp_m, base this far behind).
+        finger_length_m: finger length along z of the collision boxes (they end at z = 0).
         finger_thickness_m: finger thickness along y.
         finger_width_m: finger width along x.
         palm_size_m: palm box extent (x, y, z); it sits behind the finger bases.
-        tip_beyond_tcp_m: the fingertips lie this far beyond the TCP along z. The robots' TCP is
-            the centre of the finger pads (``fingertip_offset_m`` in vla_executor's robot files:
-            half the 35 mm pad), so the tips reach 17.5 mm past it; the executor refuses a target
-            whose tips would be below the table. (Until 2026-12-07 the tips were taken to be at
-            the TCP: 15-19 of ~70 grasps the learned policy chose were refused for table clearance.)
-        tip_clearance_m: grasp poses are raised along their approach axis until the fingertips
-            are at least this far above the support plane (as the expert grasps flat objects).
+        tip_beyond_tcp_m: the real fingertips lie this far beyond the TCP along z. The robots'
+            TCP is the centre of the finger pads (``fingertip_offset_m`` in vla_executor's robot
+            files: half the 35 mm pad), and the executor refuses a target whose tips would be below
+            the table, so the chosen grasp poses are raised until the tips clear it
+            (``tip_clearance_m``), after the collision check and ranking. The collision boxes above
+            end at the TCP: extending them to the real tips cut the candidates on the demo scene
+            from 57 to 12 and lost every grasp of the red mug (measured 2026-12-07).
+        tip_clearance_m: grasp poses are raised along their approach axis until the real
+            fingertips are at least this far above the support plane (as the expert grasps flat
+            objects).
     """
 
     stroke_m: float = 0.085
@@ -93,18 +97,16 @@ class GripperSpec:
         L = self.finger_length_m
         t = self.finger_thickness_m
         px, py, pz = self.palm_size_m
-        tip = self.tip_beyond_tcp_m
         return np.array([
-            [[-fx, h, tip - L], [fx, h + t, tip]],
-            [[-fx, -h - t, tip - L], [fx, -h, tip]],
-            [[-px / 2, -py / 2, tip - L - pz], [px / 2, py / 2, tip - L]],
+            [[-fx, h, -L], [fx, h + t, 0.0]],
+            [[-fx, -h - t, -L], [fx, -h, 0.0]],
+            [[-px / 2, -py / 2, -L - pz], [px / 2, py / 2, -L]],
         ])
 
     def gap(self) -> np.ndarray:
         """(2, 3) box [min, max] between the open fingers in the TCP frame (where the object sits)."""
-        tip = self.tip_beyond_tcp_m
-        return np.array([[-self.finger_width_m / 2, -self.stroke_m / 2, tip - self.finger_length_m],
-                         [self.finger_width_m / 2, self.stroke_m / 2, tip]])
+        return np.array([[-self.finger_width_m / 2, -self.stroke_m / 2, -self.finger_length_m],
+                         [self.finger_width_m / 2, self.stroke_m / 2, 0.0]])
 
 
 @dataclass
@@ -643,7 +645,6 @@ def grasp_set(cloud, cfg: PriorConfig | None = None, seed: int = 0) -> GraspSet:
     T, widths_a, quals_a, labs_a = _poses(y, c, w, q, lab, len(parts[0][0]), cfg)
     if len(T) == 0:
         return empty
-    T = raise_tips_above_plane(T, scene.n, scene.d, cfg.gripper)
     if len(T) > cfg.max_checked:  # keep the most top-down / best-quality poses, spread over clusters
         pre = 0.6 * np.clip(quals_a, 0, 1) + 0.4 * np.clip(-T[:, 2, 2], 0, 1)
         sel = _round_robin(np.argsort(-pre), labs_a, cfg.max_checked)
@@ -657,7 +658,8 @@ def grasp_set(cloud, cfg: PriorConfig | None = None, seed: int = 0) -> GraspSet:
     prior = _learned_prior(cfg)
     if prior is None:
         keep = _nms(T, score, labs_a, cfg, cfg.max_candidates)
-        return GraspSet(T[keep], widths_a[keep], score[keep], labs_a[keep])
+        return GraspSet(raise_tips_above_plane(T[keep], scene.n, scene.d, cfg.gripper), widths_a[keep],
+                        score[keep], labs_a[keep])
     pts, search = scene.prior_cloud()
     prob = prior.score(pts, (scene.n, scene.d), T, score, widths_a, search=search, seed=seed)  # (M,)
     keep = _nms(T, prob, labs_a, cfg, cfg.max_candidates)
@@ -667,7 +669,9 @@ def grasp_set(cloud, cfg: PriorConfig | None = None, seed: int = 0) -> GraspSet:
             m = labs_a[keep] == lab
             rank[m] = np.arange(int(m.sum()))
         keep = keep[(prob[keep] >= cfg.prior_min_prob) | (rank < cfg.prior_min_per_cluster)]
-    return GraspSet(T[keep], widths_a[keep], score[keep], labs_a[keep], prob[keep])
+    # checked and ranked as the collision model sees them; raised last so the real tips clear the table
+    return GraspSet(raise_tips_above_plane(T[keep], scene.n, scene.d, cfg.gripper), widths_a[keep],
+                    score[keep], labs_a[keep], prob[keep])
 
 
 def raise_tips_above_plane(T: np.ndarray, n: np.ndarray, d: float, gripper: GripperSpec) -> np.ndarray:
