@@ -117,3 +117,58 @@ def test_target_not_found_ends_task(tmp_path):
     names = [e["event"] for e in events]
     assert "target_not_found" in names and not poses
     assert [n for n in names if n.startswith("task_")] == ["task_failed"]
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_first_decision_uses_a_recent_cloud_and_a_retry_waits_for_a_new_one(tmp_path):
+    """The task's first decision may use frames up to max_cloud_age_s old (the robot answers without
+    waiting for the next camera frames); the retry after a failed motion takes only a cloud made
+    after its own request."""
+    from clouds import box_scene
+
+    ckpt = tmp_path / "ckpt"
+    _checkpoint(ckpt, None)
+    rng = np.random.default_rng(0)
+    xyz = box_scene()
+    xyz = xyz[rng.choice(len(xyz), 2500, replace=False)].astype(np.float32)
+    feats = rng.standard_normal((len(xyz), D)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    with policy_node_and_client(f"checkpoint:={ckpt}", "clip_model:=ViT-B-32", "max_attempts:=3",
+                                "max_cloud_age_s:=30.0", env={"OMP_NUM_THREADS": "1"},
+                                client_name="policy_fresh_client") as (proc, node, ex, events, instr):
+        cloud_pub = node.create_publisher(PointCloud2, "/vla/feature_cloud", SENSOR_QOS)
+        status_pub = node.create_publisher(String, "/vla/status", EVENT_QOS)
+
+        def spin(cond, timeout_s):
+            end = time.monotonic() + timeout_s
+            while time.monotonic() < end:
+                ex.spin_once(timeout_sec=0.05)
+                assert proc.poll() is None, proc.output()
+                if cond():
+                    return True
+            return False
+
+        linked = spin(lambda: node.count_subscribers("/vla/instruction") > 0
+                      and cloud_pub.get_subscription_count() > 0
+                      and node.count_publishers("/vla/status") > 1, 60.0)
+        assert linked, "no discovery"
+        for _ in range(3):  # clouds taken before the instruction (best effort: send a few)
+            cloud_pub.publish(numpy_to_pointcloud2(xyz, None, feats, "world", time.time()))
+            spin(lambda: False, 0.1)
+        spin(lambda: False, 0.5)
+        selected = lambda: [e for e in events if e["event"] == "grasp_selected"]  # noqa: E731
+        for _ in range(20):  # until the instruction is discovered and answered
+            instr.publish(String(data="grasp the box"))
+            if spin(lambda: any(e["event"].startswith("instruction_") for e in events), 1.0):
+                break
+        assert spin(lambda: selected(), 30.0), [e["event"] for e in events]  # no new cloud was sent
+        status_pub.publish(String(data=make_status("executor", "motion_done", "info", "test executor",
+                                                   success=False, kind="grasp")))
+        assert spin(lambda: any(e["event"] == "retrying" for e in events), 10.0), [e["event"] for e in events]
+        assert not spin(lambda: len(selected()) > 1, 3.0)  # the old clouds are not used for the retry
+        for _ in range(20):
+            cloud_pub.publish(numpy_to_pointcloud2(xyz, None, feats, "world", time.time()))
+            if spin(lambda: len(selected()) > 1, 1.0):
+                break
+        assert len(selected()) == 2, [e["event"] for e in events]

@@ -22,7 +22,9 @@ this node adds only the transport (cloud requests, pose topics, the executor's e
    ("pick up the X and put it near the Y", "place the X beside the Y") becomes a grasp stage ("pick up
    the X") and a place stage ("put it near the Y"), a place sentence ("put it left of the Y") a
    place stage, any other sentence a grasp stage.
-2. Each attempt requests a fresh cloud and waits for one stamped after the request; the policy
+2. Each attempt requests a fresh cloud and waits for one stamped after the request (the first
+   decision of a task may use a cloud of frames up to ``max_cloud_age_s`` old taken after the arm's
+   last motion ended, so the robot answers without waiting for the next camera frames); the policy
    decides; ``grasp_selected`` / ``place_selected`` plus the pose are published, or
    ``target_not_found`` ends the task.
 3. The executor's ``motion_done`` (field ``success``) ends the attempt. A failed attempt excludes a
@@ -98,6 +100,7 @@ class _Task:
     core: TaskCore
     state: str = "need_cloud"  # need_cloud | wait_cloud | wait_motion
     requested_s: float = 0.0
+    fresh_after_s: float = 0.0           # a cloud stamped (frames taken) before this is not used
     waiting_since_s: float = 0.0
     task_id: str = ""
     goal_handle: Any = None              # rclpy ServerGoalHandle for /vla/manipulate goals
@@ -137,9 +140,12 @@ class PolicyNode(Node):
         self.frame_id = str(self.declare_parameter("frame_id", "world").value)
         self.tick_s = float(self.declare_parameter("tick_s", 0.05).value)
         self.clock_stall_s = float(self.declare_parameter("clock_stall_s", 5.0).value)
+        self.max_cloud_age_s = float(self.declare_parameter("max_cloud_age_s", 1.0).value)
         for name, val in (("max_instruction_chars", self.max_chars), ("max_attempts", self.max_attempts)):
             if val < 1:
                 raise ValueError(f"parameter {name} must be >= 1, got {val}")
+        if not self.max_cloud_age_s >= 0:
+            raise ValueError(f"parameter max_cloud_age_s must be >= 0, got {self.max_cloud_age_s}")
         timeouts = (("cloud_timeout_s", self.cloud_timeout_s), ("motion_timeout_s", self.motion_timeout_s),
                     ("tick_s", self.tick_s), ("clock_stall_s", self.clock_stall_s))
         for name, val in timeouts:
@@ -148,6 +154,7 @@ class PolicyNode(Node):
         validate_on_set(self, {
             "max_instruction_chars": at_least(1, integer=True), "max_attempts": in_range(1, 8, integer=True),
             "exclude_radius_m": at_least(0.0), "cloud_timeout_s": positive(), "motion_timeout_s": positive(),
+            "max_cloud_age_s": at_least(0.0),
             "clock_stall_s": positive()}, read_only=("checkpoint", "clip_model", "frame_id", "tick_s"),
             apply=self._apply_param)
         self._status_out = StatusPublisher(self, NODE, EVENT_LATCHED_QOS)
@@ -159,6 +166,8 @@ class PolicyNode(Node):
         self._n_topic_tasks = 0
         self._estop = False                  # /vla/estop engaged: the task in flight ends, none starts
         self._decide_lock = threading.Lock()  # one decision at a time (an overtaken one may still run)
+        self._last_motion_end_s = 0.0        # node-clock time of the last motion_done / motion_refused
+        self._motion_running = False         # the executor reported motion_started and no end yet
         self.create_subscription(Bool, topics.ESTOP, self._on_estop, RELIABLE_QOS)
         self.action_server = ActionServer(
             self, Manipulate, topics.MANIPULATE, execute_callback=self._execute_goal,
@@ -190,6 +199,7 @@ class PolicyNode(Node):
     _PARAM_ATTR = {"max_instruction_chars": ("max_chars", int), "max_attempts": ("max_attempts", int),
                    "exclude_radius_m": ("exclude_radius_m", float),
                    "cloud_timeout_s": ("cloud_timeout_s", float),
+                   "max_cloud_age_s": ("max_cloud_age_s", float),
                    "motion_timeout_s": ("motion_timeout_s", float), "clock_stall_s": ("clock_stall_s", float)}
 
     def _apply_param(self, name: str, value: Any) -> None:
@@ -389,8 +399,12 @@ class PolicyNode(Node):
             return
         if not isinstance(ev, dict) or ev.get("node") == NODE:
             return
+        if ev.get("event") == "motion_started":
+            self._motion_running = True
         if ev.get("event") in ("motion_done", "motion_refused"):
             self.motion_result = ev
+            self._motion_running = False
+            self._last_motion_end_s = self._now()
         elif (ev.get("event") == "node_exited" and self.task is not None
               and ev.get("name") in ("perception", "executor", "sim_bridge")):
             self.motion_cancel_pub.publish(Empty())  # an executor waiting on a dead robot/sim stops now
@@ -433,12 +447,14 @@ class PolicyNode(Node):
             self._feedback(task, "perceiving")
             task.requested_s = now
             task.waiting_since_s = now
+            task.fresh_after_s = self._fresh_after(task, now)
             task.state = "wait_cloud"
             # a cloud stamped in the future comes from before a clock reset (the simulator restarted)
-            self.cloud = None if self.cloud is None or not now <= self.cloud[0] <= now + 1.0 else self.cloud
+            fresh = self.cloud is not None and task.fresh_after_s <= self.cloud[0] <= now + 1.0
+            self.cloud = self.cloud if fresh else None
             self.request_pub.publish(Empty())
         elif task.state == "wait_cloud":
-            if self.cloud is not None and task.requested_s <= self.cloud[0] <= now + 1.0:
+            if self.cloud is not None and task.fresh_after_s <= self.cloud[0] <= now + 1.0:
                 self._start_decision(task, self.cloud[1])
             elif now - task.waiting_since_s > self.cloud_timeout_s:
                 self._end(False, f"no feature cloud newer than the request within "
@@ -454,6 +470,22 @@ class PolicyNode(Node):
                 self._motion_finished(task, ev)
             elif now - task.waiting_since_s > self.motion_timeout_s:
                 self._end(False, f"no motion_done from the executor within {self.motion_timeout_s:.0f} s")
+
+    def _fresh_after(self, task: _Task, now: float) -> float:
+        """The oldest cloud stamp (frames' time) the next decision may use.
+
+        The first decision of a task may use frames up to ``max_cloud_age_s`` old, but never frames
+        from before the last motion ended: the arm has stood still since, so the scene is as they
+        show it, and the robot answers without waiting for the next camera frames (up to a camera
+        period, 0.5 s in the sim). Every later decision (a retry, the place stage) follows a
+        motion of this task and waits for a cloud taken after its request.
+        """
+        if self._last_motion_end_s > now:  # the clock went back (the simulator restarted)
+            self._last_motion_end_s = 0.0
+        if (task.core.decisions > 0 or task.core.stage_index > 0 or self.max_cloud_age_s <= 0
+                or self._motion_running):
+            return now
+        return max(now - self.max_cloud_age_s, self._last_motion_end_s)
 
     def _start_decision(self, task: _Task, msg: PointCloud2) -> None:
         """Decide on ``msg`` in a worker thread; the tick collects the result (state ``deciding``)."""
