@@ -59,6 +59,7 @@ class TaskTiming:
     sim_s: float | None = None               # simulated time from the send to the first trajectory
     cloud_timings_ms: dict[str, float] = field(default_factory=dict)   # the decision's cloud
     decide_timings_ms: dict[str, float] = field(default_factory=dict)  # grasp_selected timings_ms
+    decided_cloud_age_s: float | None = None  # grasp_selected cloud_age_s: request minus cloud stamp (sim s)
     planning_s: dict[str, float] = field(default_factory=dict)         # motion_started planning
     clouds: list[tuple[float, float]] = field(default_factory=list)  # (wall s, stamp - send clock s)
     outcome: str = ""                        # moved | no motion: <last policy event>
@@ -196,6 +197,7 @@ def _one_task(c: _Client, launcher: Any, seed: int, delay_s: float) -> TaskTimin
     sel = c.find(t_send, "policy", "grasp_selected")
     if sel is not None:
         timing.decide_timings_ms = dict(sel.get("timings_ms") or {})
+        timing.decided_cloud_age_s = sel.get("cloud_age_s")
         clouds = [ev for t, ev in c.events if t_send <= t and ev.get("event") == "cloud_published"]
         if clouds:  # the last cloud before the decision was the one it used
             t_sel = next(t for t, ev in c.events if ev is sel)
@@ -204,7 +206,9 @@ def _one_task(c: _Client, launcher: Any, seed: int, delay_s: float) -> TaskTimin
     started = c.find(t_send, "executor", "motion_started")
     if started is not None:
         timing.planning_s = dict(started.get("planning") or {})
-    # end the task: cancel the goal (the arm stops), wait for the result
+    # end the task: cancel the goal (the arm stops), wait for the result and for the executor to
+    # report the stopped motion (the next task's instruction then follows a still arm, as a person's would)
+    t_cancel = time.monotonic()
     if goal.done() or c.spin_until(goal.done, 10.0, launcher):
         gh = goal.result()
         if gh.accepted:
@@ -212,6 +216,9 @@ def _one_task(c: _Client, launcher: Any, seed: int, delay_s: float) -> TaskTimin
             gh.cancel_goal_async()
             c.spin_until(result.done, 30.0, launcher)
     c.spin_until(ended, 10.0, launcher)
+    if timing.outcome == "moved":
+        c.spin_until(lambda: c.find(t_cancel, "executor", "motion_done") is not None
+                     or c.find(t_cancel, "executor", "motion_refused") is not None, 10.0, launcher)
     return timing
 
 
