@@ -288,13 +288,19 @@ class PolicyNode(Node):
         dim = int(self._policy.cfg.feature_dim)
         feats = np.random.default_rng(1).standard_normal((len(xyz), dim)).astype(np.float32)  # (2000, D)
         feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+        # an object the checkpoint's vocabulary knows, so the decision runs the prior and the model
+        # (an unknown word ends it as not_understood before either)
+        vocab = getattr(getattr(self._policy, "recogniser", None), "vocabulary", None) or []
+        names = [v["name"] for v in vocab if isinstance(v, dict) and v.get("name")]
+        text = f"pick up the {names[0]}" if names else "pick up the red cube"
         try:
-            self._policy.decide(_Cloud(xyz, feats, None), "pick up the box", self._encoder, kind="grasp")
+            d = self._policy.decide(_Cloud(xyz, feats, None), text, self._encoder, kind="grasp")
         except Exception as exc:  # noqa: BLE001 - a warm-up problem must not hide a good checkpoint
             self.get_logger().warning(f"warm-up decision failed ({type(exc).__name__}: {exc}); "
                                       "the first task pays the start-up cost")
             return
-        self.get_logger().info(f"warm-up decision in {time.perf_counter() - t0:.2f} s")
+        self.get_logger().info(f"warm-up decision ({text!r}: {d.outcome}, {len(d.candidates)} candidates) "
+                               f"in {time.perf_counter() - t0:.2f} s")
 
     # ------------------------------------------------------------------ callbacks
     def _on_instruction(self, msg: String) -> None:
