@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import rclpy
 from std_msgs.msg import String
@@ -62,3 +63,17 @@ def policy_node_and_client(*params: str, env: dict[str, str] | None = None,
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def spin_until(proc: subprocess.Popen, ex, cond, timeout_s: float) -> bool:
+    """Spin the client's executor until ``cond()`` holds (True) or ``timeout_s`` passed (False).
+
+    The policy node process must stay alive meanwhile (its log is the failure message).
+    """
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        ex.spin_once(timeout_sec=0.02)
+        assert proc.poll() is None, proc.output()
+        if cond():
+            return True
+    return False

@@ -22,6 +22,7 @@ rclpy = pytest.importorskip("rclpy")
 Manipulate = pytest.importorskip("vla_interfaces.action").Manipulate
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from policy_proc import policy_node_and_client  # noqa: E402
+from policy_proc import spin_until as spin_until_alive  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -58,13 +59,7 @@ def test_action_estop_while_deciding_goal_options_and_parameters(tmp_path):
         setp = node.create_client(SetParameters, "/policy/set_parameters")
 
         def spin_until(cond, timeout_s):
-            end = time.monotonic() + timeout_s
-            while time.monotonic() < end:
-                ex.spin_once(timeout_sec=0.02)
-                assert proc.poll() is None, proc.output()
-                if cond():
-                    return True
-            return False
+            return spin_until_alive(proc, ex, cond, timeout_s)
 
         def run_goal(text, feedback, on_feedback=None, **options):
             fut = client.send_goal_async(Manipulate.Goal(instruction=text, **options),

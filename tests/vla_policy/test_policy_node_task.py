@@ -15,7 +15,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 from geometry_msgs.msg import PoseArray, PoseStamped  # noqa: E402
-from policy_proc import policy_node_and_client  # noqa: E402
+from policy_proc import policy_node_and_client, spin_until  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
 from std_msgs.msg import Empty, String  # noqa: E402
 
@@ -39,16 +39,22 @@ def _checkpoint(path, threshold):
     Policy(PolicyModel(cfg), {"presence_threshold": threshold}).save(path)
 
 
-def _run_task(tmp_path, threshold, motion_results):
+def _box_cloud() -> tuple[np.ndarray, np.ndarray]:
+    """A box on a table, 2500 points (N, 3), with random unit features (N, D)."""
     from clouds import box_scene
 
-    ckpt = tmp_path / "ckpt"
-    _checkpoint(ckpt, threshold)
     rng = np.random.default_rng(0)
     xyz = box_scene()
     xyz = xyz[rng.choice(len(xyz), 2500, replace=False)].astype(np.float32)
     feats = rng.standard_normal((len(xyz), D)).astype(np.float32)
     feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    return xyz, feats
+
+
+def _run_task(tmp_path, threshold, motion_results):
+    ckpt = tmp_path / "ckpt"
+    _checkpoint(ckpt, threshold)
+    xyz, feats = _box_cloud()
     poses, requests, cand_msgs = [], [], []
     with policy_node_and_client(f"checkpoint:={ckpt}", "clip_model:=ViT-B-32", "max_attempts:=3",
                                 "exclude_radius_m:=0.02", env={"OMP_NUM_THREADS": "1"},
@@ -125,15 +131,9 @@ def test_first_decision_uses_a_recent_cloud_and_a_retry_waits_for_a_new_one(tmp_
     """The task's first decision may use frames up to max_cloud_age_s old (the robot answers without
     waiting for the next camera frames); the retry after a failed motion takes only a cloud made
     after its own request."""
-    from clouds import box_scene
-
     ckpt = tmp_path / "ckpt"
     _checkpoint(ckpt, None)
-    rng = np.random.default_rng(0)
-    xyz = box_scene()
-    xyz = xyz[rng.choice(len(xyz), 2500, replace=False)].astype(np.float32)
-    feats = rng.standard_normal((len(xyz), D)).astype(np.float32)
-    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    xyz, feats = _box_cloud()
     with policy_node_and_client(f"checkpoint:={ckpt}", "clip_model:=ViT-B-32", "max_attempts:=3",
                                 "max_cloud_age_s:=30.0", env={"OMP_NUM_THREADS": "1"},
                                 client_name="policy_fresh_client") as (proc, node, ex, events, instr):
@@ -141,13 +141,7 @@ def test_first_decision_uses_a_recent_cloud_and_a_retry_waits_for_a_new_one(tmp_
         status_pub = node.create_publisher(String, "/vla/status", EVENT_QOS)
 
         def spin(cond, timeout_s):
-            end = time.monotonic() + timeout_s
-            while time.monotonic() < end:
-                ex.spin_once(timeout_sec=0.05)
-                assert proc.poll() is None, proc.output()
-                if cond():
-                    return True
-            return False
+            return spin_until(proc, ex, cond, timeout_s)
 
         linked = spin(lambda: node.count_subscribers("/vla/instruction") > 0
                       and cloud_pub.get_subscription_count() > 0
