@@ -9,8 +9,10 @@ joint velocities from ``/joint_states``. Import it after ``pytest.importorskip("
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from vla_common import topics
+from vla_common.graph import graph
+from vla_common.launcher import Launcher
 from vla_common.qos import EVENT_QOS, SENSOR_QOS
 from vla_interfaces.action import Manipulate
 
@@ -74,3 +78,32 @@ class Client:
                                           feedback_callback=lambda m: feedback.append(m.feedback))
         assert self.spin_until(fut.done, 30.0), "no goal response"
         return fut.result()
+
+
+@contextlib.contextmanager
+def sim_graph(bridge_params: dict[str, Any], client_cls: type = Client) -> Iterator[tuple[Any, Launcher]]:
+    """The UR5 sim graph (its sim bridge on ``bridge_params``) and a client; yields (client, launcher).
+
+    Returns once the graph is up: the action server ready, the simulated clock past 0.5 s and a
+    feature cloud published. On exit the client is destroyed and every node stopped.
+    """
+    nodes = graph("sim", robot="ur5")
+    for node in nodes:
+        if node.name == "sim_bridge":
+            node.parameters.update(bridge_params)
+    out = open("/dev/null", "w")  # noqa: SIM115 (closed below)
+    launcher = Launcher(nodes, out=out)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    c = client_cls(ctx)
+    try:
+        launcher.start()
+        up = c.spin_until(lambda: c.action.server_is_ready() and c.clock_s > 0.5 and any(
+            e["event"] == "cloud_published" for e in c.events), 400.0, launcher)
+        assert up, f"graph did not come up: {[e['event'] for e in c.events][-20:]}"
+        yield c, launcher
+    finally:
+        c.node.destroy_node()
+        rclpy.shutdown(context=ctx)
+        launcher.stop()
+        out.close()

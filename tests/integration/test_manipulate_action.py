@@ -18,12 +18,10 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("vla_interfaces.action")
-from graph_client import Client  # noqa: E402
+from graph_client import sim_graph  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from vla_common import topics  # noqa: E402
-from vla_common.graph import graph  # noqa: E402
-from vla_common.launcher import Launcher  # noqa: E402
 from vla_common.qos import EVENT_LATCHED_QOS, TASK_STATUS_QOS  # noqa: E402
 from vla_interfaces.msg import TaskStatus  # noqa: E402
 
@@ -31,21 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ros]
 
 
 def test_manipulate_action_feedback_result_cancel_and_busy_rule():
-    nodes = graph("sim", robot="ur5")
-    for node in nodes:
-        if node.name == "sim_bridge":
-            node.parameters.update({"task": "grasp", "split": "seen", "seed": 0})
-    out = open("/dev/null", "w")  # noqa: SIM115 (closed below)
-    launcher = Launcher(nodes, out=out)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    c = Client(ctx)
-    try:
-        launcher.start()
-        up = c.spin_until(lambda: c.action.server_is_ready() and c.clock_s > 0.5 and any(
-            e["event"] == "cloud_published" for e in c.events), 400.0, launcher)
-        assert up, f"graph did not come up: {[e['event'] for e in c.events][-20:]}"
-
+    with sim_graph({"task": "grasp", "split": "seen", "seed": 0}) as (c, launcher):
         # 1) cancel while the arm moves
         fb1: list = []
         gh1 = c.send("pick up the red mug", fb1)
@@ -101,8 +85,3 @@ def test_manipulate_action_feedback_result_cancel_and_busy_rule():
                           if e["node"] == "policy" and e["event"] in ("task_succeeded", "task_failed")]
         assert c.spin_until(lambda: len(finals()) >= 2, 15.0), late_events[-5:]
         assert finals()[-2:] == ["cancelled", "succeeded"]
-    finally:
-        c.node.destroy_node()
-        rclpy.shutdown(context=ctx)
-        launcher.stop()
-        out.close()

@@ -29,11 +29,10 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("vla_interfaces.action")
-from graph_client import Client  # noqa: E402
+from graph_client import Client, sim_graph  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from vla_common import topics  # noqa: E402
-from vla_common.graph import graph  # noqa: E402
 from vla_common.launcher import Launcher  # noqa: E402
 from vla_common.qos import EVENT_QOS, RELIABLE_QOS, TASK_STATUS_QOS  # noqa: E402
 from vla_interfaces.msg import TaskStatus  # noqa: E402
@@ -136,21 +135,7 @@ def test_pick_and_place_sentence_by_action_and_by_topic_places_the_named_object(
     case = _case(CASE_SEED)
     target = case.instruction["target"]
     relation, reference = case.instruction["region"]["relation"], case.instruction["region"]["reference"]
-    nodes = graph("sim", robot="ur5")
-    for node in nodes:
-        if node.name == "sim_bridge":
-            node.parameters.update({"task": "pickplace", "split": SPLIT, "seed": CASE_SEED})
-    out = open("/dev/null", "w")  # noqa: SIM115 (closed below)
-    launcher = Launcher(nodes, out=out)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    c = SceneClient(ctx)
-    try:
-        launcher.start()
-        up = c.spin_until(lambda: c.action.server_is_ready() and c.clock_s > 0.5 and any(
-            e["event"] == "cloud_published" for e in c.events), 400.0, launcher)
-        assert up, f"graph did not come up: {[e['event'] for e in c.events][-20:]}"
-
+    with sim_graph({"task": "pickplace", "split": SPLIT, "seed": CASE_SEED}, SceneClient) as (c, launcher):
         # 1) the case's sentence as a goal: both stages, with feedback, and the simulator agrees.
         # The scene is reloaded first, as for round 2: on the scene the bridge starts with, the
         # place stage's reference was not found in 3 of 12 runs (presence 0.00014 against 0.34 in
@@ -198,8 +183,3 @@ def test_pick_and_place_sentence_by_action_and_by_topic_places_the_named_object(
         assert status.success and status.outcome == "succeeded", status
         assert list(status.stages) == ["grasp", "place"] and status.stages_done == 2, status
         _assert_placed(c, spoken, case, n2, launcher, "topic")
-    finally:
-        c.node.destroy_node()
-        rclpy.shutdown(context=ctx)
-        launcher.stop()
-        out.close()
