@@ -39,7 +39,10 @@ from vla_interfaces.msg import TaskStatus  # noqa: E402
 from vla_sim.checks import judge_place, place_question  # noqa: E402
 from vla_sim.scenes import CaseSet, Scene, case_path  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.ros]
+# skill: the grasp and the place are the shipped learned policy's choices; in the full suite of a
+# fresh clone it once lifted the wrong object in round 2 (1 failure in the last 9 runs), so the
+# test runs with `make test-skill`, not in `make test`
+pytestmark = [pytest.mark.slow, pytest.mark.ros, pytest.mark.skill]
 
 SPLIT = "seen"
 # fixed pickplace/seen case "place the blue cube on the brown box": the learned policy placed it by action
