@@ -257,3 +257,49 @@ def test_reference_box_takes_a_big_object_whole_and_nothing_beside_it():
     np.testing.assert_allclose(lo[:2], [0.4, -0.1], atol=1e-6)
     np.testing.assert_allclose(hi[:2], [0.6, 0.1], atol=1e-6)  # the whole tray, not the look-alike
     assert reference_box(pts, probs * 0.1) is None  # nothing convincing: not found
+
+
+def test_target_region_is_the_described_object_and_not_a_touching_one():
+    """Two touching boxes of different colours: the region is grown over the described one only,
+    although single points of the other score as high (per-point noise)."""
+    from clouds import box, table
+
+    from vla_policy.policy import target_region
+
+    a = box((0.05, 0.05, 0.06), (0.50, 0.0), step=0.005)
+    b = box((0.05, 0.05, 0.06), (0.55, 0.0), step=0.005)
+    t = table(step=0.01)
+    t = t[~((np.abs(t[:, 0] - 0.525) < 0.05) & (np.abs(t[:, 1]) < 0.025))]
+    xyz = np.concatenate([t, a, b])
+    rgb = np.concatenate([np.full((len(t), 3), 200), np.tile([200, 30, 30], (len(a), 1)),
+                          np.tile([30, 30, 200], (len(b), 1))]).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    obj = np.arange(len(t), len(xyz))
+    sub = obj[rng.random(len(obj)) < 0.5]  # the map covers a sub-sample of the object points
+    is_a = sub < len(t) + len(a)
+    probs = np.where(is_a, rng.uniform(0.3, 0.9, len(sub)), rng.uniform(0.0, 0.1, len(sub)))
+    probs[np.flatnonzero(~is_a)[:2]] = 0.95  # two confident wrong points on the other box
+    region = target_region(xyz[sub], probs, xyz, rgb)
+    in_a = np.all(np.abs(region[:, :2] - [0.50, 0.0]) <= 0.0251, axis=1)
+    assert in_a.all() and len(region) > 0.8 * len(a[a[:, 2] > 0.008])
+    # without the cloud: the whole component (both boxes touch)
+    assert len(target_region(xyz[sub], probs)) == len(sub)
+
+
+def test_presence_descriptors_keep_a_flat_object_with_the_full_cloud_plane():
+    """An object-biased sub-sample of a scene with a big flat book: RANSAC on it may take the book's
+    top for the table; with the full cloud's plane the book's points stay object points."""
+    from clouds import box, table
+
+    from vla_policy.priors import support_plane
+
+    book = box((0.18, 0.16, 0.025), (0.5, 0.0), step=0.004)
+    t = table(step=0.005)
+    full = np.concatenate([t, book])
+    sub = np.concatenate([t[::12], book])  # what select_points keeps: mostly object points
+    f = np.ones((len(sub), 4), np.float32)
+    plane = support_plane(full)
+    idx, _ = presence_descriptors(sub, None, f, plane=plane)
+    on_book = np.arange(len(t[::12]), len(sub))
+    top = on_book[book[:, 2] > 0.02]
+    assert np.isin(top, idx).all()

@@ -215,3 +215,48 @@ def test_grasps_keep_the_fingertips_above_the_table():
     up = raise_tips_above_plane(T, np.array([0.0, 0.0, 1.0]), 0.0, g)
     assert up[0, 2, 3] == pytest.approx(g.tip_beyond_tcp_m + g.tip_clearance_m)
     np.testing.assert_array_equal(up[1], T[1])
+
+
+def _touching_boxes():
+    """Table + three 5 x 5 x 6 cm boxes side by side along x, touching (one DBSCAN cluster)."""
+    from clouds import box
+
+    t = table()
+    boxes = [box((0.05, 0.05, 0.06), (x, 0.0)) for x in (0.45, 0.50, 0.55)]
+    under = (np.abs(t[:, 0] - 0.50) < 0.075) & (np.abs(t[:, 1]) < 0.025)
+    return np.concatenate([t[~under], *boxes]), boxes
+
+
+def test_focus_puts_every_candidate_on_the_described_object():
+    """Touching objects share a cluster; a focus (the grounded object) gets candidates of its own."""
+    xyz, boxes = _touching_boxes()
+    cfg = PriorConfig(learned_prior=None)
+    gs = grasp_set(xyz, cfg, focus=boxes[2])
+    assert len(gs) >= 3
+    p = gs.poses[:, :3, 3]
+    assert np.all(np.abs(p[:, 0] - 0.55) <= 0.03) and np.all(np.abs(p[:, 1]) <= 0.03)
+    # closing across the box (5 cm), never across two boxes
+    widths = np.abs(gs.poses[:, :3, 1] @ np.array([1.0, 0.0, 0.0]))
+    assert len(gs.widths) and np.all(gs.widths <= 0.06)
+    assert widths.size == len(gs)
+    assert len(grasp_set(xyz, cfg, focus=np.zeros((0, 3)) + 5.0)) == 0  # a focus on nothing: none
+
+
+def test_normals_point_out_of_each_touching_object():
+    """Normals are oriented by the local surface, not by the centroid of a cluster of touching
+    objects: in a U of five touching boxes, the inner faces of the arms face that centroid."""
+    from clouds import box
+
+    from vla_policy.priors import _Scene
+
+    centres = [(0.45, 0.05), (0.45, 0.0), (0.50, 0.0), (0.55, 0.0), (0.55, 0.05)]
+    xyz = np.concatenate([table(), *[box((0.05, 0.05, 0.06), c) for c in centres]])
+    scene = _Scene(xyz, PriorConfig(learned_prior=None))
+    pts, nrm = scene.obj_xyz, scene.normals
+    assert len(np.unique(scene.labels[scene.labels >= 0])) == 1  # one cluster
+    mid = (pts[:, 2] > 0.015) & (pts[:, 2] < 0.05) & (pts[:, 1] > 0.045)
+    inner_left = mid & (np.abs(pts[:, 0] - 0.475) < 0.001)  # +x face of the left arm
+    inner_right = mid & (np.abs(pts[:, 0] - 0.525) < 0.001)  # -x face of the right arm
+    assert inner_left.sum() > 20 and inner_right.sum() > 20
+    assert np.mean(nrm[inner_left, 0] > 0.5) > 0.8
+    assert np.mean(nrm[inner_right, 0] < -0.5) > 0.8

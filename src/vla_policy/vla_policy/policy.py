@@ -28,6 +28,16 @@ checkpoint was calibrated for:
   top-``PRESENCE_TOPK`` 1-Align relevance logits (two-stage models) or CLIP cosine similarities of the
   sentence embedding (BASE).
 
+Object-level grounding (``meta["grounding_object"]``, with ``grounding_weight`` > 0; on in the
+shipped checkpoints): before any grasp candidate is made, :func:`target_region` picks the one
+object the recogniser's map points at (the map's points grouped into objects, each scored by its
+best points, then grown over the cloud along colour-continuous surface) and ``priors.grasp_set``
+seeks every candidate on it (``focus``); the model then chooses among those. Only when nothing on
+that object can be grasped (or every pose on it has failed) are the whole scene's candidates
+re-weighted point by point (``reground``). Per-point re-weighting alone let a same-colour
+neighbour's best point win; on 60 development scenes the chosen grasp lay on the instructed
+object in 0.60 of the cases, with object-level grounding 0.83 (``results/RESULTS.md``).
+
 When ``presence`` is below ``meta["presence_threshold"]`` (calibrated by ``train.calibrate_presence``
 on true instructions vs instructions describing nothing in the scene; None = disabled), the
 decision's outcome is ``target_not_found`` and no pose is returned.
@@ -49,7 +59,14 @@ from vla_common.language import NotUnderstood, ParsedInstruction, parse_instruct
 from vla_policy.configuration import PolicyConfig
 from vla_policy.data import collate, select_points
 from vla_policy.model import PolicyModel
-from vla_policy.priors import PriorConfig, below_carry_height, grasp_set, place_candidates, relation_mask
+from vla_policy.priors import (
+    PriorConfig,
+    below_carry_height,
+    grasp_set,
+    place_candidates,
+    relation_mask,
+    support_plane,
+)
 
 PRESENCE_TOPK = 8
 PRESENCE_POINTS = 1536  # clouds are sub-sampled like the training shards (collect.STORE_POINTS)
@@ -60,6 +77,13 @@ GROUNDING_RADIUS_M = 0.03  # a grasp candidate's grounding: best p(referents | p
 MLP_BATCH = 4096  # points per step when the recogniser has a hidden layer
 GROUNDING_FLOOR = 1e-3  # added before the power, so a candidate off every described object keeps a chance
 MAX_INSTRUCTION_CHARS = 200
+PLANE_FROM_FULL_CLOUD = True
+OBJECT_LINK_M = 0.015  # object points closer than this belong to one object (object_components)
+OBJECT_SMOOTH_M = 0.02  # per-point probabilities are averaged within this before objects are scored
+OBJECT_TOPK = 10  # an object's score: mean of its best smoothed probabilities
+OBJECT_COLOUR_STEP = 0.12  # largest colour change (RGB 0..1) along a link within one object
+OBJECT_GROW_LINK_M = 0.008  # the described object is grown over cloud points closer than this ...
+OBJECT_MAX_RADIUS_M = 0.15  # ... and at most this far from its best point
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 
 
@@ -200,6 +224,102 @@ def reference_box(points: np.ndarray, probs: np.ndarray, min_prob: float = 0.2,
     return sel.min(0), sel.max(0)
 
 
+def drop_excluded(cands: np.ndarray, exclude: list[tuple[np.ndarray, float]] | None) -> np.ndarray:
+    """Candidates (C, 4, 4) whose position lies outside every (centre (3,), radius m) of ``exclude``."""
+    if not exclude or len(cands) == 0:
+        return cands
+    keep = np.ones(len(cands), dtype=bool)
+    for centre, radius in exclude:
+        keep &= np.linalg.norm(cands[:, :3, 3] - np.asarray(centre)[None], axis=1) > radius
+    return cands[keep]
+
+
+def object_components(points: np.ndarray, link_m: float = OBJECT_LINK_M) -> np.ndarray:
+    """(M,) component label of each object point: points closer than ``link_m`` share an object.
+
+    A geometric over-segmentation of the object points (above the support plane) into the
+    separate things on the table; objects that touch share a component.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    n = len(points)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    pairs = cKDTree(np.asarray(points, dtype=np.float64)).query_pairs(link_m, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def target_region(points: np.ndarray, probs: np.ndarray, xyz: np.ndarray | None = None,
+                  rgb: np.ndarray | None = None, topk: int = OBJECT_TOPK, smooth_m: float = OBJECT_SMOOTH_M,
+                  link_m: float = OBJECT_LINK_M) -> np.ndarray:
+    """(R, 3) points of the one object the recogniser's map says is described.
+
+    Object-level grounding: per-point probabilities are noisy (a point of a same-colour object
+    often scores as high as the described object's), while an object's best points together are
+    not. So the map's points are grouped into objects (:func:`object_components`), each is scored
+    by the mean of its ``topk`` best neighbourhood-smoothed ``p(referents | point)`` (smoothed within
+    ``smooth_m``), and the best one wins. Touching objects share a component, so, given the full
+    cloud (``xyz``, ``rgb``), the object is then grown over the cloud's object points from the
+    winner's best point, across links shorter than ``OBJECT_GROW_LINK_M`` whose colour changes by at
+    most ``OBJECT_COLOUR_STEP`` (an object's surface is one colour with soft shading; the border to
+    a touching object is a step), at most ``OBJECT_MAX_RADIUS_M`` from that point. Without the
+    cloud the winning component is returned.
+
+    Args:
+        points: (M, 3) the map's object points, m (a sub-sample of the cloud).
+        probs: (M,) p(referents | point).
+        xyz: (N, 3) the full cloud, m, or None.
+        rgb: (N, 3) uint8 colours of ``xyz``, or None.
+        topk: an object's score is the mean of its ``topk`` best smoothed values.
+        smooth_m: radius of the smoothing, m.
+        link_m: object points closer than this share a component, m.
+    """
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) == 0:
+        return np.zeros((0, 3))
+    a, n = _neighbourhoods(cKDTree(points), points, smooth_m)
+    smooth = (a @ np.asarray(probs, dtype=np.float64)) / n  # (M,)
+    comp = object_components(points, link_m)
+    best, best_score = -1, -1.0
+    for c in np.unique(comp):
+        v = np.sort(smooth[comp == c])[::-1][:topk]
+        if v.mean() > best_score:
+            best, best_score = int(c), float(v.mean())
+    members = np.flatnonzero(comp == best)
+    if xyz is None or rgb is None:
+        return points[members]
+    from vla_policy.priors import support_plane
+
+    xyz = np.asarray(xyz, dtype=np.float64)
+    nrm, d = support_plane(xyz)
+    seed_xyz = points[members[np.argmax(smooth[members])]]
+    obj = np.flatnonzero((xyz @ nrm + d > PRESENCE_MIN_HEIGHT_M)
+                         & (np.linalg.norm(xyz - seed_xyz, axis=1) <= OBJECT_MAX_RADIUS_M))
+    if len(obj) == 0:
+        return points[members]
+    p = xyz[obj]
+    col = np.asarray(rgb, dtype=np.float64)[obj] / 255.0  # (K, 3)
+    tree = cKDTree(p)
+    inside = np.zeros(len(p), dtype=bool)
+    frontier = [int(tree.query(seed_xyz)[1])]
+    inside[frontier] = True
+    while frontier:  # breadth-first over short, colour-continuous links
+        nxt = []
+        for i, js in zip(frontier, tree.query_ball_point(p[frontier], OBJECT_GROW_LINK_M)):
+            js = np.asarray(js, dtype=np.int64)
+            js = js[~inside[js]]
+            js = js[np.linalg.norm(col[js] - col[i], axis=1) <= OBJECT_COLOUR_STEP]
+            inside[js] = True
+            nxt.extend(js.tolist())
+        frontier = nxt
+    return p[inside]
+
+
 def instruction_referents(text: str, vocabulary: list[dict[str, str]], kind: str = "grasp") -> list[int]:
     """Indices of the vocabulary objects the instruction's ``kind`` stage describes ([] if none).
 
@@ -214,7 +334,8 @@ def instruction_referents(text: str, vocabulary: list[dict[str, str]], kind: str
 
 
 def presence_descriptors(xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
-                         radii_m: tuple[float, ...] = PRESENCE_RADII_M) -> tuple[np.ndarray, np.ndarray]:
+                         radii_m: tuple[float, ...] = PRESENCE_RADII_M,
+                         plane: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Local descriptors of the object points (above the support plane) of a cloud.
 
     Per object point and radius, over the object points within it: the normalised mean CLIP feature
@@ -227,6 +348,9 @@ def presence_descriptors(xyz: np.ndarray, rgb: np.ndarray | None, features: np.n
         rgb: (N, 3) uint8 colours, or None (read as zeros).
         features: (N, D) fused CLIP features.
         radii_m: neighbourhood radii, m.
+        plane: the support plane (unit normal (3,), offset) when known from the full cloud; None fits
+            it to ``xyz``. An object-biased sub-sample holds few table points, and RANSAC may then
+            take the top of a book or tray for the table, which hides that object.
 
     Returns:
         (indices (M,) of the object points in the input, descriptors (M, len(radii_m) * (D + 12)) float32).
@@ -236,7 +360,7 @@ def presence_descriptors(xyz: np.ndarray, rgb: np.ndarray | None, features: np.n
     from vla_policy.priors import support_plane
 
     xyz = np.asarray(xyz, dtype=np.float64)
-    nrm, d = support_plane(xyz)
+    nrm, d = support_plane(xyz) if plane is None else plane
     h = xyz @ nrm + d  # (N,)
     idx = np.flatnonzero(h > PRESENCE_MIN_HEIGHT_M)
     block = features.shape[1] + 12
@@ -565,10 +689,11 @@ class Policy:
     def referent_map(self, xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
                      instruction: str, kind: str = "grasp", seed: int | None = None,
                      judged_only: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
-        """Where the instruction's object is, by the recogniser: object points and p(referents | point).
+        """Where the instruction's object is, by the recogniser: object points, p(referents | point), colours.
 
         The cloud is sub-sampled to ``PRESENCE_POINTS`` object-biased points first (as the training
-        shards the heads were fitted on). Returns (points (M, 3) m, probabilities (M,)), or None when
+        shards the heads were fitted on). Returns (points (M, 3) m, probabilities (M,), colours (M, 3)
+        uint8 or None without ``rgb``), or None when
         the meta holds no recogniser, the instruction names no vocabulary object, or (with
         ``judged_only``) it describes an object the heads were not fitted on
         (:meth:`PresenceRecogniser.judges`). Locating a place reference uses ``judged_only=False``:
@@ -584,10 +709,13 @@ class Policy:
         rng = np.random.default_rng(self.seed if seed is None else seed)
         sel = select_points(xyz, PRESENCE_POINTS, rng)
         sub_rgb = None if rgb is None else np.asarray(rgb)[sel]
-        idx, desc = presence_descriptors(xyz[sel], sub_rgb, features[sel])
+        plane = support_plane(np.asarray(xyz, dtype=np.float64)) if PLANE_FROM_FULL_CLOUD else None
+        idx, desc = presence_descriptors(xyz[sel], sub_rgb, features[sel], plane=plane)
         if len(desc) == 0:
-            return np.zeros((0, 3), np.float32), np.zeros(0)
-        return np.asarray(xyz)[sel][idx], rec.object_probs(desc)[:, refs].sum(1)
+            empty_rgb = None if rgb is None else np.zeros((0, 3), np.uint8)
+            return np.zeros((0, 3), np.float32), np.zeros(0), empty_rgb
+        return (np.asarray(xyz)[sel][idx], rec.object_probs(desc)[:, refs].sum(1),
+                None if sub_rgb is None else sub_rgb[idx])
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> Path:
@@ -686,24 +814,32 @@ class Policy:
         rgb = getattr(cloud, "rgb", None)
         weight = float(self.meta.get("grounding_weight") or 0.0)
         referents = None
+        focused = False
         if kind == "grasp":
-            cands = grasp_set(xyz, self.prior_cfg, seed=self.seed).poses
+            if self.meta.get("presence_statistic") == "recogniser" or weight > 0:
+                referents = self.referent_map(xyz, rgb, feats, instruction, kind, judged_only=False)
+            cands = np.zeros((0, 4, 4))
+            if (weight > 0 and self.meta.get("grounding_object") and referents is not None
+                    and len(referents[0])):
+                # object-level grounding: candidates only on the one object the map points at
+                region = target_region(referents[0], referents[1], xyz, rgb)
+                focus_set = grasp_set(xyz, self.prior_cfg, seed=self.seed, focus=region)
+                cands = drop_excluded(focus_set.poses, exclude)
+                focused = len(cands) > 0  # else (nothing graspable left on it): the whole scene
+            if not focused:
+                cands = grasp_set(xyz, self.prior_cfg, seed=self.seed).poses
         else:
             keep = None
             if weight > 0 or self.meta.get("presence_statistic") == "recogniser":
                 low = below_carry_height(xyz)  # the carried object is no reference
                 referents = self.referent_map(xyz[low], None if rgb is None else np.asarray(rgb)[low],
                                               feats[low], instruction, kind, judged_only=False)
-                box = None if referents is None else reference_box(*referents)
+                box = None if referents is None else reference_box(referents[0], referents[1])
                 if box is not None:  # candidates in the named relation to where the reference is
                     def keep(xy, z, rel=parsed.relation, box=box):
                         return relation_mask(xy, z, rel, *box)
             cands = place_candidates(xyz, self.prior_cfg, keep=keep)
-        if exclude and len(cands):
-            keep = np.ones(len(cands), dtype=bool)
-            for centre, radius in exclude:
-                keep &= np.linalg.norm(cands[:, :3, 3] - np.asarray(centre)[None], axis=1) > radius
-            cands = cands[keep]
+        cands = drop_excluded(cands, exclude)
         cands = cands[: self.cfg.max_candidates]
         t1 = time.perf_counter()
         if text_features is None:
@@ -723,8 +859,6 @@ class Policy:
         t3 = time.perf_counter()
         threshold = self.meta.get("presence_threshold")
         presence: float | None = relevance_topk
-        if kind == "grasp" and (self.meta.get("presence_statistic") == "recogniser" or weight > 0):
-            referents = self.referent_map(xyz, rgb, feats, instruction, kind, judged_only=False)
         if self.meta.get("presence_statistic") == "recogniser":
             # presence is judged only for objects the heads were fitted on (an unseen object is
             # located and re-weighted by its colour / shape / category, but never refused)
@@ -744,7 +878,7 @@ class Policy:
         if threshold is not None and presence is not None and presence < float(threshold):
             return Decision("target_not_found", kind, None, cands, probs, -1, rel, timings,
                             reason=f"nothing in the scene matches {parsed.phrase(kind)!r}", text=instruction)
-        if weight > 0 and kind == "grasp" and referents is not None:
-            probs = reground(probs, grounding_scores(cands[:, :3, 3], *referents), weight)
+        if weight > 0 and kind == "grasp" and referents is not None and not focused:
+            probs = reground(probs, grounding_scores(cands[:, :3, 3], referents[0], referents[1]), weight)
         i = int(np.argmax(probs))
         return Decision("ok", kind, cands[i].copy(), cands, probs, i, rel, timings, text=instruction)

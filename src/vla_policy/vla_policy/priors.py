@@ -117,6 +117,11 @@ class PriorConfig:
         gripper: gripper geometry.
         min_height_m: points this far above the support plane count as objects.
         normal_radius_m: open3d normal-estimation radius.
+        orient_radius_m: normals point away from the centroid of the object points within this
+            radius (the local surface's inside) ...
+        orient_min_offset_m: ... where that centroid lies at least this far off the tangent
+            plane; elsewhere (flat faces far from an edge) away from the cluster centroid.
+        focus_radius_m: with a ``focus`` (``grasp_set``), the object points within this of it.
         cluster_eps_m: DBSCAN neighbourhood radius.
         cluster_min_points: DBSCAN minimum cluster size.
         analysis_voxel_m: object points are voxel-averaged to this size before normals, clustering
@@ -154,6 +159,9 @@ class PriorConfig:
     gripper: GripperSpec = None  # type: ignore[assignment]
     min_height_m: float = 0.008
     normal_radius_m: float = 0.012
+    orient_radius_m: float = 0.03
+    orient_min_offset_m: float = 0.002
+    focus_radius_m: float = 0.006
     cluster_eps_m: float = 0.012
     cluster_min_points: int = 15
     analysis_voxel_m: float = 0.005
@@ -314,7 +322,7 @@ class _RadiusSearch:
 class _Scene:
     """Cloud analysed once: plane, object points, clusters, oriented normals, neighbour searches."""
 
-    def __init__(self, xyz: np.ndarray, cfg: PriorConfig) -> None:
+    def __init__(self, xyz: np.ndarray, cfg: PriorConfig, focus: np.ndarray | None = None) -> None:
         import open3d as o3d
 
         self.xyz = xyz
@@ -351,17 +359,38 @@ class _Scene:
         normals = tpc.point.normals.numpy().astype(np.float64)  # (N, 3)
         sizes = np.bincount(labels[labels >= 0], minlength=1)
         labels[(labels >= 0) & (sizes[np.maximum(labels, 0)] < cfg.cluster_min_points)] = -1
+        self.focus_label = -1
+        if focus is not None and len(focus):
+            # the described object's points (language grounding) become a cluster of their own,
+            # cut out of whatever cluster of touching objects held them
+            from scipy.spatial import cKDTree
+
+            d, _ = cKDTree(np.asarray(focus, dtype=np.float64)).query(pts)
+            near = d <= cfg.focus_radius_m
+            if near.sum() >= min(cfg.cluster_min_points, 8):
+                self.focus_label = int(labels.max()) + 1
+                labels[near] = self.focus_label
         self.labels = labels
         if (labels >= 0).any():
-            # orient outward: away from the cluster centroid, but a near-horizontal face points up
+            # orient outward: away from the centroid of the object points around each point (the
+            # surface curves away from its outside), else away from the cluster centroid; a
+            # near-horizontal face points up. The cluster centroid alone is wrong where touching
+            # objects share a cluster (clutter): half of each object's sides then point inward and
+            # no antipodal pair forms on it.
             m = labels >= 0
             k = int(labels.max()) + 1
             cnt = np.bincount(labels[m], minlength=k)
             cen = np.stack([np.bincount(labels[m], pts[m, a], minlength=k) for a in range(3)], 1)
             cen /= np.maximum(cnt, 1)[:, None]  # (K, 3)
-            out = pts[m] - cen[labels[m]]
+            out = pts[m] - cen[labels[m]]  # (Nm, 3)
+            idx, seg = _RadiusSearch(pts)(pts[m], cfg.orient_radius_m)
+            n_near = np.bincount(seg, minlength=int(m.sum())).astype(np.float64)
+            local = np.stack([np.bincount(seg, pts[idx, a], minlength=int(m.sum())) for a in range(3)], 1)
+            local = pts[m] - local / np.maximum(n_near, 1.0)[:, None]  # (Nm, 3) from the local centroid
             nm = normals[m]
-            nm[(nm * out).sum(-1) < 0] *= -1
+            lo = (nm * local).sum(-1)
+            ref = np.where(np.abs(lo) > cfg.orient_min_offset_m, lo, (nm * out).sum(-1))
+            nm[ref < 0] *= -1
             normals[m] = nm
         up_face = np.abs(normals @ self.n) > 0.9
         normals[up_face] *= np.sign(normals[up_face] @ self.n)[:, None]
@@ -404,7 +433,11 @@ def _antipodal(scene: _Scene, cfg: PriorConfig, rng: np.random.Generator):
     if len(valid) == 0:
         return _no_pairs()
     # spread seeds: one random point per 1.5 cm cell, then cap
-    cells = np.floor(pts[valid] / 0.015).astype(np.int64)
+    cell = 0.015
+    if scene.focus_label >= 0:  # seeds only on the described object, twice as dense
+        valid = np.flatnonzero(lab == scene.focus_label)
+        cell = 0.0075
+    cells = np.floor(pts[valid] / cell).astype(np.int64)
     _, first = np.unique(cells, axis=0, return_index=True)
     seeds = valid[first]
     if len(seeds) > cfg.num_seeds:
@@ -445,6 +478,8 @@ def _pca_topdown(scene: _Scene, cfg: PriorConfig):
     ys, cs, ws, qs, ls = [], [], [], [], []
     w_max = cfg.gripper.stroke_m - cfg.width_clearance_m
     for lab in scene.clusters():
+        if scene.focus_label >= 0 and lab != scene.focus_label:
+            continue
         p = scene.obj_xyz[scene.labels == lab]
         xy = p[:, :2] - p[:, :2].mean(0)
         evals, evecs = np.linalg.eigh(np.cov(xy.T) + 1e-12 * np.eye(2))
@@ -627,16 +662,24 @@ def _poses(y: np.ndarray, c: np.ndarray, w: np.ndarray, q: np.ndarray, lab: np.n
     return _frames(y[kk], zz, tt), w[kk], q[kk], lab[kk].astype(int)
 
 
-def grasp_set(cloud, cfg: PriorConfig | None = None, seed: int = 0) -> GraspSet:
-    """Ranked, collision-checked grasp candidates from a cloud (``FeatureCloud`` or (N,3) array)."""
+def grasp_set(cloud, cfg: PriorConfig | None = None, seed: int = 0, focus: np.ndarray | None = None
+              ) -> GraspSet:
+    """Ranked, collision-checked grasp candidates from a cloud (``FeatureCloud`` or (N,3) array).
+
+    ``focus`` (F, 3): points of the one object the instruction describes (the policy's object-level
+    grounding). The object points within ``cfg.focus_radius_m`` of them become their own cluster
+    and every candidate is sought on it (denser seeds, its own top-down axes); the collision check
+    still sees the whole cloud. Empty when nothing on it can be grasped (the caller falls back to
+    the whole scene). None: candidates over every object.
+    """
     cfg = cfg or PriorConfig()
     rng = np.random.default_rng(seed)
     xyz = _xyz(cloud)
     empty = GraspSet(np.zeros((0, 4, 4)), np.zeros(0), np.zeros(0), np.zeros(0, dtype=int))
     if len(xyz) < cfg.cluster_min_points:
         return empty
-    scene = _Scene(xyz, cfg)
-    if not scene.clusters():
+    scene = _Scene(xyz, cfg, focus)
+    if not scene.clusters() or (focus is not None and scene.focus_label < 0):
         return empty
     parts = [_antipodal(scene, cfg, rng), _pca_topdown(scene, cfg)]
     y, c, w, q, lab = (np.concatenate([p[i] for p in parts]) for i in range(5))
