@@ -125,3 +125,39 @@ def test_summary_separates_first_attempt_from_within_eight_and_spreads_runs():
     assert "| 0 | 0 | grasp 0 | 2/2 | 1/2 | 2.00 ± 1.41 |" in md
     with pytest.raises(ValueError):
         summarize(results[:3], runs=2)
+
+
+@pytest.mark.parametrize("task", ["grasp", "place", "pickplace"])
+@pytest.mark.parametrize("split", ["seen", "unseen"])
+def test_heldout_phrasing_fills_a_set_b_template_with_the_case_slots(task, split):
+    """``--phrasing heldout``: each case sentence is said anew from a set-B template holding its
+    object phrase and reference (whether the robot reads it right is what the benchmark measures)."""
+    import re
+
+    from vla_common.language import parse_instruction
+    from vla_policy.eval_language import load_heldout
+    from vla_sim.evaluation import heldout_text
+
+    set_b = {k: v + [t.replace("the {object}", "{object}").replace("that {object}", "{object}") for t in v]
+             for k, v in load_heldout()["set_b"].items() if k != "ungroundable"}
+    for i, sc in enumerate(CaseSet.load(case_path(task, split)).cases):
+        text = sc.instruction["text"]
+        a = parse_instruction(text)
+        new = heldout_text(text, np.random.default_rng([0, i, 17]))
+        assert new != text
+        assert any(re.fullmatch(re.escape(t).replace(r"\{object\}", ".+").replace(r"\{relation\}", ".+")
+                                .replace(r"\{reference\}", ".+"), new) for t in set_b[a.kind]), new
+        assert (a.object or "") in new and (a.reference or "") in new
+
+
+def test_heldout_phrasing_is_recorded_and_kept_apart_from_templated(tmp_path, two_cases):
+    out = tmp_path / "held"
+    assert main(_args(two_cases, out, "--phrasing", "heldout")) == 0
+    blob = json.loads((out / f"{STEM}_heldout.json").read_text())
+    assert blob["meta"]["phrasing"] == "heldout"
+    cases = CaseSet.load(two_cases).cases
+    assert all(e["instruction"] != cases[e["case"]].instruction["text"] for e in blob["episodes"])
+    assert "phrasing" in (out / f"{STEM}_heldout.md").read_text()
+    assert main(_args(two_cases, out)) == 0  # the templated run keeps its own files and log
+    plain = json.loads((out / f"{STEM}.json").read_text())
+    assert all(e["instruction"] == cases[e["case"]].instruction["text"] for e in plain["episodes"])

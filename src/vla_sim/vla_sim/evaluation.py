@@ -369,6 +369,8 @@ def markdown_table(meta: dict[str, Any], summary: dict[str, Any]) -> str:
     if "success_rate_std_over_runs" in summary:
         cols.insert(cols.index("success_rate") + 1, "success_rate_std_over_runs")
         cols.append("mixed_cases")
+    if meta.get("phrasing", "templated") != "templated":
+        cols.insert(cols.index("split") + 1, "phrasing")
     row = {**meta, **summary}
     text = _md_rows(cols, [[row.get(c) for c in cols]]) + "\n" + _TABLE_LEGEND
     if "success_rate_std_over_runs" in summary:
@@ -464,6 +466,31 @@ def episode_seeds(seed: int, case: int, run: int) -> tuple[np.random.SeedSequenc
     return noise, policy
 
 
+PHRASINGS = ("templated", "heldout")
+
+
+def heldout_text(text: str, rng: np.random.Generator) -> str:
+    """The instruction ``text`` (a templated sentence) said with a held-out phrasing, same slots.
+
+    The sentence is parsed (``vla_common.language``; templated sentences parse as built) and its
+    object phrase, relation and reference are put into a template drawn from set B of
+    ``vla_policy/heldout_phrasings.yaml`` (written after the parser rules were last changed, never
+    trained or tuned on), the relation in one of that file's surface forms ("to the left of").
+    "something to ..." phrases replace "the / that {object}" whole ("could you take something to
+    eat away").
+    """
+    from vla_policy.eval_language import load_heldout
+
+    held = load_heldout()
+    parsed = parse_instruction(text)
+    tmpl = str(rng.choice(held["set_b"][parsed.kind]))
+    obj = parsed.object or ""
+    if obj.split()[:1] == ["something"]:
+        tmpl = tmpl.replace("the {object}", "{object}").replace("that {object}", "{object}")
+    relation = str(rng.choice(held["relations"][parsed.relation])) if parsed.relation else ""
+    return tmpl.format(object=obj, relation=relation, reference=parsed.reference or "")
+
+
 class _EpisodeRunner:
     """One SimWorld and one policy that run episodes (case, run); in-process or in a worker."""
 
@@ -486,6 +513,9 @@ class _EpisodeRunner:
             scene = self.case_list[case % len(self.case_list)]
         else:
             scene = make_case(self.world, cfg["task"], cfg["split"], cfg["seed"] + case)
+        if cfg.get("phrasing", "templated") == "heldout":  # same slots, a held-out sentence
+            text = heldout_text(scene.instruction["text"], np.random.default_rng([cfg["seed"], case, 17]))
+            scene.instruction = {**scene.instruction, "text": text}
         noise_seed, policy_seed = episode_seeds(cfg["seed"], case, run)
         noise = EpisodeNoise(cfg["noise_sigma_m"], noise_seed) if cfg["noise_sigma_m"] > 0 else None
         if hasattr(self.policy, "reseed"):
@@ -607,9 +637,11 @@ def run_settings(
     render_size: tuple[int, int],
     noise_sigma_m: float,
     renderer: str,
+    phrasing: str = "templated",
 ) -> dict[str, Any]:
     """The settings an episode's outcome depends on (what a resumed evaluation must share)."""
-    return {
+    extra = {} if phrasing == "templated" else {"phrasing": phrasing}  # older logs stay resumable
+    return extra | {
         "policy": policy,
         "task": task,
         "split": split,
@@ -641,6 +673,7 @@ def evaluate(
     runs: int = 1,
     workers: int = 1,
     log: Path | None = None,
+    phrasing: str = "templated",
 ) -> tuple[list[EpisodeResult], dict[str, Any]]:
     """Run ``episodes`` cases ``runs`` times each; results in case order, the runs of a case together.
 
@@ -658,6 +691,8 @@ def evaluate(
     """
     from tqdm import tqdm
 
+    if phrasing not in PHRASINGS:
+        raise ValueError(f"phrasing must be one of {PHRASINGS}, got {phrasing!r}")
     if episodes < 1 or runs < 1 or workers < 1:
         raise ValueError(f"episodes, runs and workers must be >= 1, got {episodes}, {runs}, {workers}")
     if noise_sigma_m < 0:
@@ -671,12 +706,13 @@ def evaluate(
     cfg = {
         "task": task, "split": split, "cases": str(cases) if cases is not None else None, "robot": robot,
         "seed": int(seed), "render_size": list(render_size), "noise_sigma_m": float(noise_sigma_m),
-        "renderer": renderer, "runs": runs, "record": record,
+        "renderer": renderer, "runs": runs, "record": record, "phrasing": phrasing,
     }  # fmt: skip
     ep_log = None
     if log is not None:
         ep_log = EpisodeLog(
-            log, run_settings(name, task, split, cases, robot, seed, render_size, noise_sigma_m, renderer)
+            log, run_settings(name, task, split, cases, robot, seed, render_size, noise_sigma_m, renderer,
+                              phrasing)
         )
 
     def scene_seed(c: int) -> int:
@@ -812,6 +848,9 @@ def main(argv: list[str] | None = None) -> int:
              "--runs > 1); with 0 runs differ only through a policy's own randomness (random policy)",
     )
     ap.add_argument("--renderer", choices=("auto", "egl", "tiny"), default="auto")
+    ap.add_argument("--phrasing", choices=PHRASINGS, default="templated",
+                    help="templated: the cases' own sentences; heldout: each said with a held-out phrasing "
+                         "(set B of vla_policy/heldout_phrasings.yaml, same object, relation and reference)")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--record", type=Path, default=None, metavar="DIR",
                     help="write a rerun recording per episode to DIR (open one with: rerun DIR/<file>.rrd)")
@@ -850,6 +889,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("outputs/eval") / _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)
     stem = f"eval_{args.policy.replace(':', '_').replace('.', '_')}_{args.task}_{args.split}"
+    if args.phrasing != "templated":
+        stem += f"_{args.phrasing}"
     try:
         results, summary = evaluate(
             args.policy,
@@ -867,6 +908,7 @@ def main(argv: list[str] | None = None) -> int:
             runs=args.runs,
             workers=args.workers,
             log=out / f"{stem}.episodes.jsonl",
+            phrasing=args.phrasing,
         )
     except ValueError as exc:
         ap.error(str(exc))
@@ -881,6 +923,7 @@ def main(argv: list[str] | None = None) -> int:
         "noise_sigma_m": noise,
         "render_size": [w, h],
         "renderer": args.renderer,
+        "phrasing": args.phrasing,
     }
     eps = [{"case": i // args.runs, "run": i % args.runs, **asdict(r)} for i, r in enumerate(results)]
     (out / f"{stem}.json").write_text(
