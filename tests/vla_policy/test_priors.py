@@ -260,3 +260,24 @@ def test_normals_point_out_of_each_touching_object():
     assert inner_left.sum() > 20 and inner_right.sum() > 20
     assert np.mean(nrm[inner_left, 0] > 0.5) > 0.8
     assert np.mean(nrm[inner_right, 0] < -0.5) > 0.8
+
+
+def test_a_tilted_grasp_is_raised_until_its_lowest_finger_corner_clears_the_table():
+    """Tilted 60 deg about the closing axis, a finger's edge is lower than the tip centre."""
+    from vla_policy.priors import raise_tips_above_plane
+
+    g = PriorConfig().gripper
+    a = np.deg2rad(60.0)
+    T = np.eye(4)
+    T[:3, 1] = [0.0, 1.0, 0.0]  # closing y
+    T[:3, 2] = [np.sin(a), 0.0, -np.cos(a)]  # approach, tilted about y
+    T[:3, 0] = np.cross(T[:3, 1], T[:3, 2])
+    T[:3, 3] = [0.5, 0.0, 0.0]
+    up = raise_tips_above_plane(T[None], np.array([0.0, 0.0, 1.0]), 0.0, g)[0]
+    fx, fy = g.finger_width_m / 2, g.stroke_m / 2 + g.finger_thickness_m
+    corners = [up[:3, 3] + up[:3, :3] @ [sx * fx, sy * fy, g.tip_beyond_tcp_m]
+               for sx in (-1, 1) for sy in (-1, 1)]
+    low = min(c[2] for c in corners)
+    assert low == pytest.approx(g.tip_clearance_m, abs=1e-9)
+    centre = up[:3, 3] + g.tip_beyond_tcp_m * up[:3, 2]
+    assert centre[2] > low + 0.009  # the centre alone would have been 9.5 mm too low

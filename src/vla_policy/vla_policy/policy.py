@@ -84,6 +84,7 @@ OBJECT_TOPK = 10  # an object's score: mean of its best smoothed probabilities
 OBJECT_COLOUR_STEP = 0.12  # largest colour change (RGB 0..1) along a link within one object
 OBJECT_GROW_LINK_M = 0.008  # the described object is grown over cloud points closer than this ...
 OBJECT_MAX_RADIUS_M = 0.15  # ... and at most this far from its best point
+FOCUS_EXCLUDE_M = 0.01  # on the described object, poses this close to a failed one are skipped
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 
 
@@ -824,7 +825,10 @@ class Policy:
                 # object-level grounding: candidates only on the one object the map points at
                 region = target_region(referents[0], referents[1], xyz, rgb)
                 focus_set = grasp_set(xyz, self.prior_cfg, seed=self.seed, focus=region)
-                cands = drop_excluded(focus_set.poses, exclude)
+                # on the described object a failed pose rules out only its close neighbours: the
+                # object stays the target while untried poses on it are left
+                near = [(c, min(float(r), FOCUS_EXCLUDE_M)) for c, r in exclude or []]
+                cands = drop_excluded(focus_set.poses, near)
                 focused = len(cands) > 0  # else (nothing graspable left on it): the whole scene
             if not focused:
                 cands = grasp_set(xyz, self.prior_cfg, seed=self.seed).poses

@@ -720,15 +720,21 @@ def grasp_set(cloud, cfg: PriorConfig | None = None, seed: int = 0, focus: np.nd
 def raise_tips_above_plane(T: np.ndarray, n: np.ndarray, d: float, gripper: GripperSpec) -> np.ndarray:
     """Grasp poses (M, 4, 4) moved back along their approach axis until the tips clear the plane.
 
-    The fingertips end ``gripper.tip_clearance_m`` above the plane ``n . x + d = 0``; poses already
-    clear are unchanged.
+    The lowest corner of the open fingers' tips (x = +-finger_width / 2, y = +-(stroke / 2 +
+    thickness), ``tip_beyond_tcp_m`` past the TCP) ends ``gripper.tip_clearance_m`` above the plane
+    ``n . x + d = 0``; poses already clear are unchanged. For a top-down pose all corners are as
+    low as the tip centre; a pose tilted 60 deg about its closing axis has a corner 9.5 mm lower,
+    which put the fingers into the table (the executor refused such grasps as colliding).
     A flat object (a pencil, 1 cm high) is then gripped by the lower end of the pads, as the expert
     grips it, instead of by a pose whose tips are in the table (which the executor refuses).
     """
     T = np.array(T, dtype=np.float64, copy=True)
     z = T[:, :3, 2]                                                 # (M, 3) approach axes
-    tips = T[:, :3, 3] + gripper.tip_beyond_tcp_m * z               # (M, 3)
-    deficit = gripper.tip_clearance_m - (tips @ n + d)              # (M,) metres below the clearance
+    fx = gripper.finger_width_m / 2
+    fy = gripper.stroke_m / 2 + gripper.finger_thickness_m
+    corners = np.array([[sx * fx, sy * fy, gripper.tip_beyond_tcp_m] for sx in (-1, 1) for sy in (-1, 1)])
+    tips = T[:, None, :3, 3] + np.einsum("mij,kj->mki", T[:, :3, :3], corners)  # (M, 4, 3)
+    deficit = gripper.tip_clearance_m - (tips @ n + d).min(1)       # (M,) metres below the clearance
     down = np.maximum(-(z @ n), 0.3)                                # (M,) descent per metre of approach
     back = np.where(deficit > 0, deficit / down, 0.0)               # (M,)
     T[:, :3, 3] -= back[:, None] * z
