@@ -303,3 +303,27 @@ def test_presence_descriptors_keep_a_flat_object_with_the_full_cloud_plane():
     on_book = np.arange(len(t[::12]), len(sub))
     top = on_book[book[:, 2] > 0.02]
     assert np.isin(top, idx).all()
+
+
+def test_object_grounding_puts_every_candidate_on_the_described_touching_object(recogniser):
+    """decide() with ``grounding_object``: two touching objects share a cluster; every scored
+    candidate lies on the described one, and once every pose on it has failed the whole scene's
+    candidates come back."""
+    torch.manual_seed(0)
+    meta = {"presence_statistic": "recogniser", "presence_recogniser": recogniser.to_meta(),
+            "presence_threshold": None, "grounding_weight": 4.0, "grounding_object": True}
+    pol = Policy(PolicyModel(TINY_SR), meta)
+    small = (0.05, 0.05, 0.10)
+    xyz, rgb, f, _ = _object_scene([(small, (0.5, 0.0), RED_MUG), (small, (0.5, 0.05), YELLOW_DUCK)], seed=5)
+    text = np.random.default_rng(1).standard_normal((3, D)).astype(np.float32)
+    for instruction, centre in (("pick up the red mug", (0.5, 0.0)),
+                                ("pick up the yellow duck", (0.5, 0.05))):
+        d = pol.decide(_Cloud(xyz, rgb, f), instruction, text_features=text)
+        assert d.outcome == "ok" and len(d.candidates) > 0, instruction
+        off = np.abs(d.candidates[:, :2, 3] - np.array(centre)).max(1)
+        assert np.all(off <= 0.035), (instruction, off.max())  # all on the 5 cm object (+ tilt offsets)
+    # every pose on the mug tried: the next decision may use the rest of the scene
+    d = pol.decide(_Cloud(xyz, rgb, f), "pick up the red mug", text_features=text)
+    tried = [(c[:3, 3], 0.03) for c in d.candidates]
+    d2 = pol.decide(_Cloud(xyz, rgb, f), "pick up the red mug", text_features=text, exclude=tried)
+    assert d2.outcome == "ok" and np.abs(d2.pose[1, 3] - 0.05) < 0.035  # the duck's poses, re-weighted
