@@ -21,6 +21,7 @@ CASES = [
     ("place the lemon beside the bowl", PP, "lemon", "next to", "bowl"),
     ("take the green block and put it next to the grey tray", PP, "green block", "next to", "grey tray"),
     ("move the object near the yellow sponge", P, None, "near", "yellow sponge"),
+    ("place what you are holding near to the yellow cup", P, None, "near", "yellow cup"),
     ("put it left of the bowl", P, None, "left of", "bowl"),
     ("put it right of the bowl", P, None, "right of", "bowl"),
     ("give me the red mug", G, "red mug", None, None),
@@ -146,13 +147,15 @@ def test_decide_refuses_instead_of_grasping_something_else(policy):
 
 
 def test_heldout_phrasings_read_like_the_templates(policy):
-    """Held-out set B (never used to change a rule): parse and grounding floors, well below today's
-    measured rates (results/language_eval.md); templated sentences are read without error."""
+    """Held-out sets B and C: parse and grounding floors, well below the rates measured once on each
+    (results/language_eval.md; set C never used to change a rule, set B since session 6 only for
+    place); templated sentences are read without error."""
     s = evaluate(policy, n_per_family=60, seed=1)["summary"]
     for kind in ("grasp", "place", "pickplace"):
         assert s[f"templated/{kind}"]["grounded"] == 1.0
         assert s[f"heldout/{kind}"]["grounded"] >= 0.95
         assert s[f"heldout_b/{kind}"]["grounded"] >= 0.75
+        assert s[f"heldout_c/{kind}"]["grounded"] >= 0.75
     assert s["ungroundable"]["refused"] == 1.0
 
 

@@ -129,24 +129,24 @@ def test_summary_separates_first_attempt_from_within_eight_and_spreads_runs():
 
 @pytest.mark.parametrize("task", ["grasp", "place", "pickplace"])
 @pytest.mark.parametrize("split", ["seen", "unseen"])
-def test_heldout_phrasing_fills_a_set_b_template_with_the_case_slots(task, split):
-    """``--phrasing heldout``: each case sentence is said anew from a set-B template holding its
+def test_heldout_phrasing_fills_a_held_out_template_with_the_case_slots(task, split):
+    """``--phrasing heldout``: each case sentence is said anew from a held-out template holding its
     object phrase and reference (whether the robot reads it right is what the benchmark measures)."""
     import re
 
     from vla_common.language import parse_instruction
     from vla_policy.eval_language import load_heldout
-    from vla_sim.evaluation import heldout_text
+    from vla_sim.evaluation import HELDOUT_SET, heldout_text
 
-    set_b = {k: v + [t.replace("the {object}", "{object}").replace("that {object}", "{object}") for t in v]
-             for k, v in load_heldout()["set_b"].items() if k != "ungroundable"}
+    held = {k: v + [t.replace("the {object}", "{object}").replace("that {object}", "{object}") for t in v]
+             for k, v in load_heldout()[HELDOUT_SET].items() if k != "ungroundable"}
     for i, sc in enumerate(CaseSet.load(case_path(task, split)).cases):
         text = sc.instruction["text"]
         a = parse_instruction(text)
         new = heldout_text(text, np.random.default_rng([0, i, 17]))
         assert new != text
         assert any(re.fullmatch(re.escape(t).replace(r"\{object\}", ".+").replace(r"\{relation\}", ".+")
-                                .replace(r"\{reference\}", ".+"), new) for t in set_b[a.kind]), new
+                                .replace(r"\{reference\}", ".+"), new) for t in held[a.kind]), new
         assert (a.object or "") in new and (a.reference or "") in new
 
 

@@ -78,7 +78,7 @@ def cases(vocabulary: list[dict[str, str]], n_per_family: int = 400, seed: int =
         surface = rng.choice(held["relations"][rel])
         out.append({**base, "set": "templated", "kind": "place", "object": None,
                     "text": rng.choice(PLACE_TEMPLATES).format(relation=rel, reference=ref_phrase)})
-        for name, phr in (("heldout", held), ("heldout_b", held["set_b"])):
+        for name, phr in (("heldout", held), ("heldout_b", held["set_b"]), ("heldout_c", held["set_c"])):
             out.append({**base, "set": name, "kind": "grasp", "determiner": "the",  # "the {object}"
                         "text": rng.choice(phr["grasp"]).format(object=phrase)})
             out.append({**base, "set": name, "kind": "place", "object": None,
@@ -129,7 +129,7 @@ def evaluate(policy: Policy, n_per_family: int = 400, seed: int = 0) -> dict[str
             failures.append({"set": key, "text": c["text"], "why": f"read as {parsed.stages()}"})
     refused = []
     held = load_heldout()
-    for text in held["ungroundable"] + held["set_b"]["ungroundable"]:
+    for text in held["ungroundable"] + held["set_b"]["ungroundable"] + held["set_c"]["ungroundable"]:
         try:
             policy.understand(text)
             refused.append(0)
