@@ -327,3 +327,16 @@ def test_object_grounding_puts_every_candidate_on_the_described_touching_object(
     tried = [(c[:3, 3], 0.03) for c in d.candidates]
     d2 = pol.decide(_Cloud(xyz, rgb, f), "pick up the red mug", text_features=text, exclude=tried)
     assert d2.outcome == "ok" and np.abs(d2.pose[1, 3] - 0.05) < 0.035  # the duck's poses, re-weighted
+
+
+def test_container_drop_pose_is_over_the_centre_with_the_tips_above_the_rim():
+    from vla_policy.policy import CONTAINER_RIM_CLEARANCE_M, container_drop_pose
+    from vla_policy.priors import GripperSpec
+
+    g = GripperSpec()
+    T = container_drop_pose(np.array([0.35, -0.2, 0.0]), np.array([0.55, -0.04, 0.06]), g)
+    np.testing.assert_allclose(T[:2, 3], [0.45, -0.12])
+    np.testing.assert_allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(T[:3, :3]) == pytest.approx(1.0)
+    tips = T[:3, 3] + g.tip_beyond_tcp_m * T[:3, 2]
+    assert T[2, 2] == -1.0 and tips[2] == pytest.approx(0.06 + CONTAINER_RIM_CLEARANCE_M)

@@ -85,6 +85,7 @@ OBJECT_COLOUR_STEP = 0.12  # largest colour change (RGB 0..1) along a link withi
 OBJECT_GROW_LINK_M = 0.008  # the described object is grown over cloud points closer than this ...
 OBJECT_MAX_RADIUS_M = 0.15  # ... and at most this far from its best point
 FOCUS_EXCLUDE_M = 0.01  # on the described object, poses this close to a failed one are skipped
+CONTAINER_RIM_CLEARANCE_M = 0.01  # "in" a container without a seen floor: tips this far above its rim
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 
 
@@ -223,6 +224,25 @@ def reference_box(points: np.ndarray, probs: np.ndarray, min_prob: float = 0.2,
         frontier = nxt
     sel = points[cand[inside]]
     return sel.min(0), sel.max(0)
+
+
+def container_drop_pose(ref_min: np.ndarray, ref_max: np.ndarray, gripper: Any,
+                        clearance_m: float = CONTAINER_RIM_CLEARANCE_M) -> np.ndarray:
+    """(4, 4) top-down release pose over a container's centre, the fingertips ``clearance_m`` above its rim.
+
+    Args:
+        ref_min: (3,) the container's world AABB minimum, m.
+        ref_max: (3,) its maximum (the rim's height is ``ref_max[2]``), m.
+        gripper: ``priors.GripperSpec`` (the tips lie ``tip_beyond_tcp_m`` past the TCP).
+        clearance_m: height of the fingertips above the rim, m.
+    """
+    T = np.eye(4)
+    T[:3, 2] = [0.0, 0.0, -1.0]  # approach straight down
+    T[:3, 1] = [1.0, 0.0, 0.0]  # closing along world x (as place_candidates at yaw 0)
+    T[:3, 0] = np.cross(T[:3, 1], T[:3, 2])
+    centre = 0.5 * (np.asarray(ref_min, dtype=np.float64) + np.asarray(ref_max, dtype=np.float64))
+    T[:3, 3] = [centre[0], centre[1], float(ref_max[2]) + gripper.tip_beyond_tcp_m + clearance_m]
+    return T
 
 
 def drop_excluded(cands: np.ndarray, exclude: list[tuple[np.ndarray, float]] | None) -> np.ndarray:
@@ -843,6 +863,11 @@ class Policy:
                     def keep(xy, z, rel=parsed.relation, box=box):
                         return relation_mask(xy, z, rel, *box)
             cands = place_candidates(xyz, self.prior_cfg, keep=keep)
+            if keep is not None and parsed.relation == "in" and not np.any(
+                    keep(cands[:, :2, 3], cands[:, 2, 3] - self.prior_cfg.place_height_m)):
+                # no flat, fully seen floor inside the container (its walls hide part of it):
+                # release over its centre with the fingertips above the rim, as one drops into a box
+                cands = container_drop_pose(*box, self.prior_cfg.gripper)[None]
         cands = drop_excluded(cands, exclude)
         cands = cands[: self.cfg.max_candidates]
         t1 = time.perf_counter()

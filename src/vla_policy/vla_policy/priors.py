@@ -10,12 +10,14 @@ in docs/ARCHITECTURE.md: origin between the finger pads (the real tips 17.5 mm f
 poses are raised so they clear the table), z = approach direction (out of the gripper), y =
 closing direction:
 
-1. Support plane: RANSAC plane fit (open3d ``segment_plane``, on a regular stride of <= 12k points)
-   of the cloud, accepted when its normal is within 20 deg of world z; points more than
+1. Support plane: RANSAC plane fit (numpy, seeded: deterministic across processes; on a regular
+   stride of <= 6k points, refined by least squares) of the cloud, accepted when its normal is
+   within 20 deg of world z; points more than
    ``min_height_m`` above it are object points (voxel-averaged to ``analysis_voxel_m`` first when the
    cloud is much denser than that).
 2. Object points are clustered (open3d DBSCAN) and normals are estimated (open3d, hybrid radius /
-   30-nearest search) and oriented away from their cluster's centroid.
+   30-nearest search) and oriented away from the local surface's inside (the centroid of the
+   object points within ``orient_radius_m``), else from their cluster's centroid.
 3. Antipodal sampling: for seed points spread over every cluster, a partner point in the same
    cluster at a distance w in [min_width, stroke - clearance] is searched such that the segment
    u = (q - p)/|q - p| enters the surface at p and leaves at q within the friction cone:
@@ -231,33 +233,60 @@ def _xyz(cloud) -> np.ndarray:
     return xyz[finite]
 
 
-_PLANE_FIT_POINTS = 12000  # RANSAC runs on at most this many points (a regular stride of the cloud)
+_PLANE_FIT_POINTS = 6000  # RANSAC runs on at most this many points (a regular stride of the cloud)
+_PLANE_CACHE: dict[bytes, tuple[np.ndarray, float]] = {}  # cloud digest -> plane, the last 8 clouds
+_PLANE_TRIALS = 200  # RANSAC plane hypotheses
+_PLANE_INLIER_M = 0.004  # a point within this of a plane supports it
 
 
 def support_plane(xyz: np.ndarray) -> tuple[np.ndarray, float]:
     """Dominant horizontal plane (unit normal n with n_z > 0, offset d: n . x + d = 0).
 
-    RANSAC (open3d ``segment_plane``) runs on a regular stride of at most ``_PLANE_FIT_POINTS``
-    points: the table holds most of the cloud, so the stride keeps its inlier fraction while cutting
-    the cost ~4x on a 50k-point fused cloud. Falls back to z = 2nd percentile of the cloud when RANSAC
-    finds no near-horizontal plane.
+    RANSAC on a regular stride of at most ``_PLANE_FIT_POINTS`` points (the table holds most of the
+    cloud, so the stride keeps its inlier fraction): ``_PLANE_TRIALS`` planes through point triples
+    drawn with a fixed seed, each scored by its inliers within 4 mm, the best refined by a
+    least-squares fit to its inliers. Deterministic: the same cloud gives the same plane in every
+    process (open3d's multi-threaded ``segment_plane`` did not, even seeded, and a plane differing
+    by 1e-5 moved points across the object-height threshold and so changed sub-samples and
+    decisions between runs). Falls back to z = 2nd percentile of the cloud when no near-horizontal
+    plane holds a tenth of the points.
     """
-    import open3d as o3d
+    xyz = np.asarray(xyz, dtype=np.float64)
+    import hashlib
 
+    key = hashlib.blake2b(np.ascontiguousarray(xyz).tobytes(), digest_size=16).digest()
+    if key not in _PLANE_CACHE:  # a decision asks for the plane of the same cloud several times
+        if len(_PLANE_CACHE) >= 8:
+            _PLANE_CACHE.pop(next(iter(_PLANE_CACHE)))
+        _PLANE_CACHE[key] = _fit_support_plane(xyz)
+    n, d = _PLANE_CACHE[key]
+    return n.copy(), d
+
+
+def _fit_support_plane(xyz: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`support_plane` without the cache."""
     if len(xyz) >= 50:
         sub = xyz[:: max(1, int(np.ceil(len(xyz) / _PLANE_FIT_POINTS)))]
-        pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sub))
-        o3d.utility.random.seed(0)
-        model, inliers = pcd.segment_plane(distance_threshold=0.004, ransac_n=3, num_iterations=200)
-        n = np.asarray(model[:3], dtype=np.float64)
-        d = float(model[3])
-        norm = np.linalg.norm(n)
-        if norm > 0 and len(inliers) > 0.1 * len(sub):
-            n, d = n / norm, d / norm
-            if n[2] < 0:
-                n, d = -n, -d
-            if n[2] > np.cos(np.deg2rad(20)):
-                return n, d
+        rng = np.random.default_rng(0)
+        tri = sub[rng.integers(0, len(sub), size=(_PLANE_TRIALS, 3))]  # (T, 3, 3)
+        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # (T, 3)
+        norm = np.linalg.norm(n, axis=1)
+        good = norm > 1e-9
+        n = n[good] / norm[good, None]
+        n *= np.where(n[:, 2:3] < 0, -1.0, 1.0)
+        flat = n[:, 2] > np.cos(np.deg2rad(20))
+        n, p0 = n[flat], tri[good][flat, 0]
+        if len(n):
+            d = -(n * p0).sum(1)  # (T',)
+            counts = (np.abs(sub @ n.T + d) < _PLANE_INLIER_M).sum(0)  # (T',)
+            k = int(np.argmax(counts))
+            if counts[k] > 0.1 * len(sub):
+                inl = sub[np.abs(sub @ n[k] + d[k]) < _PLANE_INLIER_M]
+                c = inl.mean(0)
+                nn = np.linalg.svd(inl - c, full_matrices=False)[2][-1]  # least-squares normal
+                nn = nn if nn[2] > 0 else -nn
+                if nn[2] > np.cos(np.deg2rad(20)):
+                    return nn, float(-nn @ c)
     return WORLD_UP.copy(), -float(np.percentile(xyz[:, 2], 2))
 
 
