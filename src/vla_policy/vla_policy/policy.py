@@ -77,7 +77,6 @@ GROUNDING_RADIUS_M = 0.03  # a grasp candidate's grounding: best p(referents | p
 MLP_BATCH = 4096  # points per step when the recogniser has a hidden layer
 GROUNDING_FLOOR = 1e-3  # added before the power, so a candidate off every described object keeps a chance
 MAX_INSTRUCTION_CHARS = 200
-PLANE_FROM_FULL_CLOUD = True
 OBJECT_LINK_M = 0.015  # object points closer than this belong to one object (object_components)
 OBJECT_SMOOTH_M = 0.02  # per-point probabilities are averaged within this before objects are scored
 OBJECT_TOPK = 10  # an object's score: mean of its best smoothed probabilities
@@ -314,8 +313,6 @@ def target_region(points: np.ndarray, probs: np.ndarray, xyz: np.ndarray | None 
     members = np.flatnonzero(comp == best)
     if xyz is None or rgb is None:
         return points[members]
-    from vla_policy.priors import support_plane
-
     xyz = np.asarray(xyz, dtype=np.float64)
     nrm, d = support_plane(xyz)
     seed_xyz = points[members[np.argmax(smooth[members])]]
@@ -634,7 +631,9 @@ class Decision:
         index: index of the chosen candidate (-1 when none).
         relevance: ``presence`` (the checkpoint's presence statistic; None when it cannot judge),
             ``threshold``, ``max`` / ``mean`` of the 1-Align relevance and ``relevance_topk``.
-        timings_ms: per-stage timings.
+        timings_ms: per-stage timings, ms: ``priors`` (candidates; for a grasp also the recogniser's
+            map and the object-level grounding that come before them), ``text``, ``model``,
+            ``presence``, ``total``.
         reason: why there is no pose, in words for the user ("" when ``outcome == "ok"``).
         text: the canonical stage text the text tower read ("pick up the red mug").
     """
@@ -709,7 +708,8 @@ class Policy:
 
     def referent_map(self, xyz: np.ndarray, rgb: np.ndarray | None, features: np.ndarray,
                      instruction: str, kind: str = "grasp", seed: int | None = None,
-                     judged_only: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
+                     judged_only: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
         """Where the instruction's object is, by the recogniser: object points, p(referents | point), colours.
 
         The cloud is sub-sampled to ``PRESENCE_POINTS`` object-biased points first (as the training
@@ -730,7 +730,7 @@ class Policy:
         rng = np.random.default_rng(self.seed if seed is None else seed)
         sel = select_points(xyz, PRESENCE_POINTS, rng)
         sub_rgb = None if rgb is None else np.asarray(rgb)[sel]
-        plane = support_plane(np.asarray(xyz, dtype=np.float64)) if PLANE_FROM_FULL_CLOUD else None
+        plane = support_plane(np.asarray(xyz, dtype=np.float64))  # of the full cloud, not the sub-sample
         idx, desc = presence_descriptors(xyz[sel], sub_rgb, features[sel], plane=plane)
         if len(desc) == 0:
             empty_rgb = None if rgb is None else np.zeros((0, 3), np.uint8)
