@@ -280,13 +280,13 @@ def target_region(points: np.ndarray, probs: np.ndarray, xyz: np.ndarray | None 
     Object-level grounding: per-point probabilities are noisy (a point of a same-colour object
     often scores as high as the described object's), while an object's best points together are
     not. So the map's points are grouped into objects (:func:`object_components`), each is scored
-    by the mean of its ``topk`` best neighbourhood-smoothed ``p(referents | point)`` (smoothed within
-    ``smooth_m``), and the best one wins. Touching objects share a component, so, given the full
+    by the sum of its ``topk`` best neighbourhood-smoothed ``p(referents | point)`` (smoothed within
+    ``smooth_m``) over ``topk`` (a fragment of fewer points scores less), and the best one wins. Touching objects share a component, so, given the full
     cloud (``xyz``, ``rgb``), the object is then grown over the cloud's object points from the
-    winner's best point, across links shorter than ``OBJECT_GROW_LINK_M`` whose colour changes by at
-    most ``OBJECT_COLOUR_STEP`` (an object's surface is one colour with soft shading; the border to
-    a touching object is a step), at most ``OBJECT_MAX_RADIUS_M`` from that point. Without the
-    cloud the winning component is returned.
+    winner's ``topk`` best points, across links shorter than ``OBJECT_GROW_LINK_M`` whose colour
+    changes by at most ``OBJECT_COLOUR_STEP`` (an object's surface is one colour with soft shading;
+    the border to a touching object is a step), at most ``OBJECT_MAX_RADIUS_M`` from the best one.
+    Without the cloud the winning component is returned.
 
     Args:
         points: (M, 3) the map's object points, m (a sub-sample of the cloud).
@@ -307,15 +307,20 @@ def target_region(points: np.ndarray, probs: np.ndarray, xyz: np.ndarray | None 
     comp = object_components(points, link_m)
     best, best_score = -1, -1.0
     for c in np.unique(comp):
-        v = np.sort(smooth[comp == c])[::-1][:topk]
-        if v.mean() > best_score:
-            best, best_score = int(c), float(v.mean())
+        # the sum of its topk best values over topk: a fragment of a few points (an isolated
+        # confident point) cannot outscore an object seen whole
+        score = float(np.sort(smooth[comp == c])[::-1][:topk].sum()) / topk
+        if score > best_score:
+            best, best_score = int(c), score
     members = np.flatnonzero(comp == best)
     if xyz is None or rgb is None:
         return points[members]
     xyz = np.asarray(xyz, dtype=np.float64)
     nrm, d = support_plane(xyz)
-    seed_xyz = points[members[np.argmax(smooth[members])]]
+    # seeds: the object's best points (those that gave it its score); one seed alone may sit on a
+    # rim or a shading edge whose neighbours all differ in colour, and grow nothing
+    top = members[np.argsort(-smooth[members])[:topk]]
+    seed_xyz = points[top[0]]
     obj = np.flatnonzero((xyz @ nrm + d > PRESENCE_MIN_HEIGHT_M)
                          & (np.linalg.norm(xyz - seed_xyz, axis=1) <= OBJECT_MAX_RADIUS_M))
     if len(obj) == 0:
@@ -324,7 +329,7 @@ def target_region(points: np.ndarray, probs: np.ndarray, xyz: np.ndarray | None 
     col = np.asarray(rgb, dtype=np.float64)[obj] / 255.0  # (K, 3)
     tree = cKDTree(p)
     inside = np.zeros(len(p), dtype=bool)
-    frontier = [int(tree.query(seed_xyz)[1])]
+    frontier = sorted({int(k) for k in tree.query(points[top])[1]})
     inside[frontier] = True
     while frontier:  # breadth-first over short, colour-continuous links
         nxt = []
