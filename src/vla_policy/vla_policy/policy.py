@@ -281,7 +281,8 @@ def target_region(points: np.ndarray, probs: np.ndarray, xyz: np.ndarray | None 
     often scores as high as the described object's), while an object's best points together are
     not. So the map's points are grouped into objects (:func:`object_components`), each is scored
     by the sum of its ``topk`` best neighbourhood-smoothed ``p(referents | point)`` (smoothed within
-    ``smooth_m``) over ``topk`` (a fragment of fewer points scores less), and the best one wins. Touching objects share a component, so, given the full
+    ``smooth_m``) over ``topk`` (a fragment of fewer points scores less), and the best one wins.
+    Touching objects share a component, so, given the full
     cloud (``xyz``, ``rgb``), the object is then grown over the cloud's object points from the
     winner's ``topk`` best points, across links shorter than ``OBJECT_GROW_LINK_M`` whose colour
     changes by at most ``OBJECT_COLOUR_STEP`` (an object's surface is one colour with soft shading;
