@@ -25,7 +25,7 @@ from std_msgs.msg import String
 from vla_common import topics
 from vla_common.graph import graph
 from vla_common.launcher import Launcher
-from vla_common.qos import EVENT_QOS, SENSOR_QOS
+from vla_common.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS
 from vla_interfaces.action import Manipulate
 
 ARM = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint",
@@ -47,6 +47,7 @@ class Client:
                                       EVENT_QOS)
         self.node.create_subscription(Clock, topics.CLOCK, self._on_clock, 10)
         self.node.create_subscription(JointState, topics.JOINT_STATES, self._on_js, SENSOR_QOS)
+        self.scene_pub = self.node.create_publisher(String, topics.SIM_LOAD_SCENE, RELIABLE_QOS)
 
     def _on_clock(self, msg: Clock) -> None:
         self.clock_s = msg.clock.sec + 1e-9 * msg.clock.nanosec
@@ -71,6 +72,28 @@ class Client:
             if cond():
                 return True
         return False
+
+    def since(self, n0: int, event: str, node: str | None = None) -> list[dict]:
+        """The ``event`` status events that arrived after the first ``n0``."""
+        return [e for e in self.events[n0:] if e["event"] == event and (node is None or e["node"] == node)]
+
+    def publish(self, pub: Any, data: str, launcher: Launcher) -> None:
+        """Publish once the subscriber on the other side is matched (a volatile topic drops earlier ones)."""
+        assert self.spin_until(lambda: pub.get_subscription_count() > 0, 30.0, launcher), pub.topic_name
+        pub.publish(String(data=data))
+
+    def reload_scene(self, scene: dict[str, Any], launcher: Launcher) -> dict:
+        """Reload a scene (``/sim/load_scene``: objects and arm as the bridge builds them) and wait for
+        a feature cloud of it. Returns the bridge's ``scene_loaded`` event."""
+        n1 = len(self.events)
+        self.publish(self.scene_pub, json.dumps(scene), launcher)
+        loaded = lambda: self.since(n1, "scene_loaded", "sim_bridge")  # noqa: E731
+        assert self.spin_until(loaded, 60.0, launcher), "no scene_loaded"
+        clock_loaded = self.clock_s
+        fresh = lambda: any(e.get("stamp_s", 0.0) > clock_loaded  # noqa: E731 (a cloud of the new scene)
+                            for e in self.since(n1, "cloud_published", "perception"))
+        assert self.spin_until(fresh, 120.0, launcher), "no feature cloud of the reloaded scene"
+        return loaded()[-1]
 
     def send(self, text: str, feedback: list, **options: Any):
         """Send a Manipulate goal; its feedback messages are appended to ``feedback``. Returns the handle."""

@@ -67,20 +67,10 @@ class SceneClient(Client):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self.instruction_pub = self.node.create_publisher(String, topics.INSTRUCTION, EVENT_QOS)
-        self.scene_pub = self.node.create_publisher(String, topics.SIM_LOAD_SCENE, RELIABLE_QOS)
         self.report_pub = self.node.create_publisher(String, "/sim/report", RELIABLE_QOS)
         self.task_status: list[TaskStatus] = []
         self.node.create_subscription(TaskStatus, topics.TASK_STATUS, self.task_status.append,
                                       TASK_STATUS_QOS)
-
-    def publish(self, pub: Any, data: str, launcher: Launcher) -> None:
-        """Publish once the subscriber on the other side is matched (a volatile topic drops earlier ones)."""
-        assert self.spin_until(lambda: pub.get_subscription_count() > 0, 30.0, launcher), pub.topic_name
-        pub.publish(String(data=data))
-
-    def since(self, n0: int, event: str, node: str | None = None) -> list[dict]:
-        """The ``event`` status events that arrived after the first ``n0``."""
-        return [e for e in self.events[n0:] if e["event"] == event and (node is None or e["node"] == node)]
 
     def sim_verdict(self, instruction: str, scene_objects: list[str], n0: int, launcher: Launcher):
         """The simulator's account of the task since event ``n0``: (lifted objects, placement, verdict).
@@ -123,15 +113,8 @@ def _policy_story(c: SceneClient, n0: int) -> str:
 
 def _reload(c: SceneClient, launcher: Launcher, sentence: str) -> None:
     """Reload the case (``/sim/load_scene``) and wait for a feature cloud of the reloaded scene."""
-    n1 = len(c.events)
-    c.publish(c.scene_pub, json.dumps({"task": "pickplace", "split": SPLIT, "seed": CASE_SEED}), launcher)
-    loaded = lambda: c.since(n1, "scene_loaded", "sim_bridge")  # noqa: E731
-    assert c.spin_until(loaded, 60.0, launcher), "no scene_loaded"
-    assert loaded()[-1]["example_instruction"] == sentence, loaded()  # the fixed case again
-    clock_loaded = c.clock_s
-    fresh = lambda: any(e.get("stamp_s", 0.0) > clock_loaded  # noqa: E731 (a cloud of the new scene)
-                        for e in c.since(n1, "cloud_published", "perception"))
-    assert c.spin_until(fresh, 120.0, launcher), "no feature cloud of the reloaded scene"
+    loaded = c.reload_scene({"task": "pickplace", "split": SPLIT, "seed": CASE_SEED}, launcher)
+    assert loaded["example_instruction"] == sentence, loaded  # the fixed case again
 
 
 @pytest.mark.timeout(1800)  # graph start-up and two whole pick-and-place tasks on a small machine
