@@ -36,7 +36,7 @@ seeks every candidate on it (``focus``); the model then chooses among those. Onl
 that object can be grasped (or every pose on it has failed) are the whole scene's candidates
 re-weighted point by point (``reground``). Per-point re-weighting alone let a same-colour
 neighbour's best point win; on 60 development scenes the chosen grasp lay on the instructed
-object in 0.60 of the cases, with object-level grounding 0.83 (``results/RESULTS.md``).
+object in 0.60 of the cases, with object-level grounding 0.85 (``results/RESULTS.md``).
 
 When ``presence`` is below ``meta["presence_threshold"]`` (calibrated by ``train.calibrate_presence``
 on true instructions vs instructions describing nothing in the scene; None = disabled), the
