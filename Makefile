@@ -75,7 +75,6 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -ra -m "not slow" tests
 
-
 bench: install
 	$(VENV)/bin/vla bench --out results
 

@@ -330,8 +330,7 @@ def test_object_grounding_puts_every_candidate_on_the_described_touching_object(
 
 
 def test_container_drop_pose_is_over_the_centre_with_the_tips_above_the_rim():
-    from vla_policy.policy import CONTAINER_RIM_CLEARANCE_M, container_drop_pose
-    from vla_policy.priors import GripperSpec
+    from vla_policy.priors import CONTAINER_RIM_CLEARANCE_M, GripperSpec, container_drop_pose
 
     g = GripperSpec()
     T = container_drop_pose(np.array([0.35, -0.2, 0.0]), np.array([0.55, -0.04, 0.06]), g)

@@ -62,6 +62,7 @@ from vla_policy.model import PolicyModel
 from vla_policy.priors import (
     PriorConfig,
     below_carry_height,
+    container_drop_pose,
     grasp_set,
     place_candidates,
     relation_mask,
@@ -84,7 +85,6 @@ OBJECT_COLOUR_STEP = 0.12  # largest colour change (RGB 0..1) along a link withi
 OBJECT_GROW_LINK_M = 0.008  # the described object is grown over cloud points closer than this ...
 OBJECT_MAX_RADIUS_M = 0.15  # ... and at most this far from its best point
 FOCUS_EXCLUDE_M = 0.01  # on the described object, poses this close to a failed one are skipped
-CONTAINER_RIM_CLEARANCE_M = 0.01  # "in" a container without a seen floor: tips this far above its rim
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 
 
@@ -209,39 +209,33 @@ def reference_box(points: np.ndarray, probs: np.ndarray, min_prob: float = 0.2,
         return None
     near = np.linalg.norm(points[:, :2] - points[k, :2], axis=1) <= radius_m
     cand = np.flatnonzero(near & (probs >= 0.25 * probs[k]))  # (K,) may join the object
-    tree = cKDTree(points[cand])
-    inside = np.zeros(len(cand), dtype=bool)
-    frontier = [int(np.flatnonzero(cand == k)[0])]
-    inside[frontier] = True
-    while frontier:  # breadth-first growth over the link graph of the candidate points
-        nxt = []
-        for js in tree.query_ball_point(points[cand[frontier]], link_m):
-            for j in js:
-                if not inside[j]:
-                    inside[j] = True
-                    nxt.append(j)
-        frontier = nxt
+    inside = grow_region(cKDTree(points[cand]), [int(np.flatnonzero(cand == k)[0])], link_m)
     sel = points[cand[inside]]
     return sel.min(0), sel.max(0)
 
 
-def container_drop_pose(ref_min: np.ndarray, ref_max: np.ndarray, gripper: Any,
-                        clearance_m: float = CONTAINER_RIM_CLEARANCE_M) -> np.ndarray:
-    """(4, 4) top-down release pose over a container's centre, the fingertips ``clearance_m`` above its rim.
+def grow_region(tree: Any, seeds: list[int], link_m: float, colours: np.ndarray | None = None,
+                max_colour_step: float = np.inf) -> np.ndarray:
+    """(K,) bool: the points of ``tree`` (a cKDTree over K points) reachable from ``seeds``.
 
-    Args:
-        ref_min: (3,) the container's world AABB minimum, m.
-        ref_max: (3,) its maximum (the rim's height is ``ref_max[2]``), m.
-        gripper: ``priors.GripperSpec`` (the tips lie ``tip_beyond_tcp_m`` past the TCP).
-        clearance_m: height of the fingertips above the rim, m.
+    Breadth-first growth over links shorter than ``link_m``; with ``colours`` (K, 3) a link counts
+    only where the colour changes by at most ``max_colour_step`` (Euclidean) along it. Used by
+    :func:`reference_box` (a place reference) and :func:`target_region` (the object to grasp).
     """
-    T = np.eye(4)
-    T[:3, 2] = [0.0, 0.0, -1.0]  # approach straight down
-    T[:3, 1] = [1.0, 0.0, 0.0]  # closing along world x (as place_candidates at yaw 0)
-    T[:3, 0] = np.cross(T[:3, 1], T[:3, 2])
-    centre = 0.5 * (np.asarray(ref_min, dtype=np.float64) + np.asarray(ref_max, dtype=np.float64))
-    T[:3, 3] = [centre[0], centre[1], float(ref_max[2]) + gripper.tip_beyond_tcp_m + clearance_m]
-    return T
+    inside = np.zeros(tree.n, dtype=bool)
+    frontier = sorted({int(i) for i in seeds})
+    inside[frontier] = True
+    while frontier:
+        nxt: list[int] = []
+        for i, js in zip(frontier, tree.query_ball_point(tree.data[frontier], link_m)):
+            js = np.asarray(js, dtype=np.int64)
+            js = js[~inside[js]]
+            if colours is not None:
+                js = js[np.linalg.norm(colours[js] - colours[i], axis=1) <= max_colour_step]
+            inside[js] = True
+            nxt.extend(js.tolist())
+        frontier = nxt
+    return inside
 
 
 def drop_excluded(cands: np.ndarray, exclude: list[tuple[np.ndarray, float]] | None) -> np.ndarray:
@@ -327,20 +321,10 @@ def target_region(points: np.ndarray, probs: np.ndarray, xyz: np.ndarray | None 
     if len(obj) == 0:
         return points[members]
     p = xyz[obj]
-    col = np.asarray(rgb, dtype=np.float64)[obj] / 255.0  # (K, 3)
     tree = cKDTree(p)
-    inside = np.zeros(len(p), dtype=bool)
-    frontier = sorted({int(k) for k in tree.query(points[top])[1]})
-    inside[frontier] = True
-    while frontier:  # breadth-first over short, colour-continuous links
-        nxt = []
-        for i, js in zip(frontier, tree.query_ball_point(p[frontier], OBJECT_GROW_LINK_M)):
-            js = np.asarray(js, dtype=np.int64)
-            js = js[~inside[js]]
-            js = js[np.linalg.norm(col[js] - col[i], axis=1) <= OBJECT_COLOUR_STEP]
-            inside[js] = True
-            nxt.extend(js.tolist())
-        frontier = nxt
+    col = np.asarray(rgb, dtype=np.float64)[obj] / 255.0  # (K, 3)
+    inside = grow_region(tree, tree.query(points[top])[1].tolist(), OBJECT_GROW_LINK_M, col,
+                         OBJECT_COLOUR_STEP)
     return p[inside]
 
 

@@ -55,6 +55,7 @@ is top-down (z = -world z) at ``place_height_m`` above the surface, with ``place
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -252,8 +253,6 @@ def support_plane(xyz: np.ndarray) -> tuple[np.ndarray, float]:
     plane holds a tenth of the points.
     """
     xyz = np.asarray(xyz, dtype=np.float64)
-    import hashlib
-
     key = hashlib.blake2b(np.ascontiguousarray(xyz).tobytes(), digest_size=16).digest()
     if key not in _PLANE_CACHE:  # a decision asks for the plane of the same cloud several times
         if len(_PLANE_CACHE) >= 8:
@@ -894,6 +893,27 @@ def place_candidates(cloud, cfg: PriorConfig | None = None, keep=None) -> np.nda
         if ok.any():
             return _spread(T[ok], cfg.max_place_candidates)
     return _spread(T, cfg.max_place_candidates)
+
+
+CONTAINER_RIM_CLEARANCE_M = 0.01  # "in" a container without a seen floor: tips this far above its rim
+
+
+def container_drop_pose(ref_min: np.ndarray, ref_max: np.ndarray, gripper: GripperSpec,
+                        clearance_m: float = CONTAINER_RIM_CLEARANCE_M) -> np.ndarray:
+    """(4, 4) top-down release pose over a container's centre, the fingertips ``clearance_m`` above its rim.
+
+    For "in" a container whose floor no camera sees whole (its walls hide part of it), so that
+    :func:`place_candidates` finds no flat site inside; oriented as those sites at yaw 0.
+
+    Args:
+        ref_min: (3,) the container's world AABB minimum, m.
+        ref_max: (3,) its maximum (the rim's height is ``ref_max[2]``), m.
+        gripper: the tips lie ``gripper.tip_beyond_tcp_m`` past the TCP.
+        clearance_m: height of the fingertips above the rim, m.
+    """
+    centre = 0.5 * (np.asarray(ref_min, dtype=np.float64) + np.asarray(ref_max, dtype=np.float64))
+    t = np.array([centre[0], centre[1], float(ref_max[2]) + gripper.tip_beyond_tcp_m + clearance_m])
+    return _frames(np.array([[1.0, 0.0, 0.0]]), -WORLD_UP[None], t[None])[0]
 
 
 def _spread(T: np.ndarray, n: int) -> np.ndarray:
