@@ -94,6 +94,7 @@ from vla_interfaces.msg import TaskStatus
 from vla_policy.policy import InstructionError, check_instruction, clip_weights_sha256
 
 NODE = "policy"
+EXECUTOR_NODE = "executor"  # the node whose motion_started / motion_done bracket an arm motion
 @dataclass
 class _Task:
     """A running task: the shared task core (stages, attempts, exclusions, outcome) + transport state."""
@@ -432,14 +433,18 @@ class PolicyNode(Node):
             return
         if not isinstance(ev, dict) or ev.get("node") == NODE:
             return
-        if ev.get("event") == "motion_started":
+        if ev.get("event") == "motion_started" and ev.get("node") == EXECUTOR_NODE:
+            # only the executor's motions count: the simulated controller reports each trajectory it
+            # starts tracking too, and its report of the one a cancel just stopped can arrive after
+            # the executor's motion_done; it would then mark the arm as moving until the next motion
+            # and make the next task wait for fresh camera frames (0.5 s) for nothing
             self._motion_running = True
         if ev.get("event") in ("motion_done", "motion_refused"):
             self.motion_result = ev
             self._motion_running = False
             self._last_motion_end_s = self._now()
         elif (ev.get("event") == "node_exited" and self.task is not None
-              and ev.get("name") in ("perception", "executor", "sim_bridge")):
+              and ev.get("name") in ("perception", EXECUTOR_NODE, "sim_bridge")):
             self.motion_cancel_pub.publish(Empty())  # an executor waiting on a dead robot/sim stops now
             self._end(False, f"node '{ev.get('name')}' died mid-task ({ev.get('exit', '?')}); the launcher "
                              "restarts it, send the instruction again", reason="node_died")
