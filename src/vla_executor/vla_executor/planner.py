@@ -16,7 +16,6 @@ simplification. The returned waypoint path is re-checked densely (max joint step
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
