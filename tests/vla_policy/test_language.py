@@ -80,6 +80,16 @@ CASES = [
     ("take the red soda can and put it left of the blue box", PP, "red soda can", "left of", "blue box"),
     ("relocate the grey wrench behind the orange", PP, "grey wrench", "behind", "orange"),
     ("nimm den roten Becher", G, "nimm den roten becher", None, None),
+    # carriers and verbs of held-out sets B and C, read since session 7
+    ("could you reach for the green ball", G, "green ball", None, None),
+    ("I'd love the blue mug", G, "blue mug", None, None),
+    ("I'm after the red soda can", G, "red soda can", None, None),
+    ("I am looking for the banana", G, "banana", None, None),
+    ("you can take the white cup", G, "white cup", None, None),
+    ("I'd appreciate it if you grabbed the lemon", G, "lemon", None, None),
+    ("release it next to the grey tray", P, None, "next to", "grey tray"),
+    ("the pear goes behind the blue box", PP, "pear", "behind", "blue box"),
+    ("I'd like the orange soda can placed in back of the blue mug", PP, "orange soda can", "behind", "blue mug"),
 ]
 
 
@@ -147,16 +157,17 @@ def test_decide_refuses_instead_of_grasping_something_else(policy):
 
 
 def test_heldout_phrasings_read_like_the_templates(policy):
-    """Held-out sets B and C: parse and grounding floors, well below the rates measured once on each
-    (results/language_eval.md; set C never used to change a rule, set B since session 6 only for
-    place); templated sentences are read without error."""
+    """Held-out sets B, C and D: parse and grounding floors, below the rates measured on each
+    (results/language_eval.md; set D never used to change a rule, sets B and C were, session 7);
+    templated sentences are read without error."""
     s = evaluate(policy, n_per_family=60, seed=1)["summary"]
     for kind in ("grasp", "place", "pickplace"):
         assert s[f"templated/{kind}"]["grounded"] == 1.0
         assert s[f"heldout/{kind}"]["grounded"] >= 0.95
-        assert s[f"heldout_b/{kind}"]["grounded"] >= 0.75
-        assert s[f"heldout_c/{kind}"]["grounded"] >= 0.75
-    assert s["ungroundable"]["refused"] == 1.0
+        assert s[f"heldout_b/{kind}"]["grounded"] >= 0.95
+        assert s[f"heldout_c/{kind}"]["grounded"] >= 0.95
+        assert s[f"heldout_d/{kind}"]["grounded"] >= 0.75
+    assert s["ungroundable"]["refused"] == 1.0 and s["ungroundable_d"]["refused"] == 1.0
 
 
 def test_runtime_policy_imports_no_simulator():

@@ -57,6 +57,7 @@ def cases(vocabulary: list[dict[str, str]], n_per_family: int = 400, seed: int =
     )
 
     rng = random.Random(seed)
+    rng_d = random.Random(seed + 4)  # set D draws apart: the older sets keep the sentences they had
     held = load_heldout()
     out: list[dict[str, Any]] = []
     for _ in range(n_per_family):
@@ -89,6 +90,15 @@ def cases(vocabulary: list[dict[str, str]], n_per_family: int = 400, seed: int =
         out.append({**base, "set": "templated", "kind": "pickplace", "object": o["name"], "determiner": "the",
                     "text": rng.choice(PICKPLACE_TEMPLATES).format(name=o["name"], relation=rel,
                                                                    reference=ref_phrase)})
+        d = held["set_d"]
+        surface_d = rng_d.choice(held["relations"][rel])
+        out.append({**base, "set": "heldout_d", "kind": "grasp", "determiner": "the",
+                    "text": rng_d.choice(d["grasp"]).format(object=phrase)})
+        out.append({**base, "set": "heldout_d", "kind": "place", "object": None,
+                    "text": rng_d.choice(d["place"]).format(relation=surface_d, reference=ref_phrase)})
+        out.append({**base, "set": "heldout_d", "kind": "pickplace", "object": o["name"], "determiner": "the",
+                    "text": rng_d.choice(d["pickplace"]).format(object=o["name"], relation=surface_d,
+                                                                reference=ref_phrase)})
     return out
 
 
@@ -127,18 +137,20 @@ def evaluate(policy: Policy, n_per_family: int = 400, seed: int = 0) -> dict[str
         r["grounded"].append(int(grounded and ok_parse))
         if not ok_parse:
             failures.append({"set": key, "text": c["text"], "why": f"read as {parsed.stages()}"})
-    refused = []
     held = load_heldout()
-    for text in held["ungroundable"] + held["set_b"]["ungroundable"] + held["set_c"]["ungroundable"]:
-        try:
-            policy.understand(text)
-            refused.append(0)
-            failures.append({"set": "ungroundable", "text": text, "why": "accepted"})
-        except NotUnderstood:
-            refused.append(1)
+    older = held["ungroundable"] + held["set_b"]["ungroundable"] + held["set_c"]["ungroundable"]
     summary = {k: {m: round(sum(v) / len(v), 4) for m, v in r.items()} | {"n": len(r["parse"])}
                for k, r in sorted(rows.items())}
-    summary["ungroundable"] = {"refused": round(sum(refused) / len(refused), 4), "n": len(refused)}
+    for key, texts in (("ungroundable", older), ("ungroundable_d", held["set_d"]["ungroundable"])):
+        refused = []
+        for text in texts:
+            try:
+                policy.understand(text)
+                refused.append(0)
+                failures.append({"set": key, "text": text, "why": "accepted"})
+            except NotUnderstood:
+                refused.append(1)
+        summary[key] = {"refused": round(sum(refused) / len(refused), 4), "n": len(refused)}
     return {"summary": summary, "failures": failures, "seed": seed, "n_per_family": n_per_family}
 
 
@@ -150,12 +162,15 @@ def markdown(result: dict[str, Any]) -> str:
              "| set / kind | sentences | parsed as built | grounded on the intended object |",
              "|---|---|---|---|"]
     for k, v in result["summary"].items():
-        if k == "ungroundable":
+        if k.startswith("ungroundable"):
             continue
         lines.append(f"| {k} | {v['n']} | {v['parse']:.3f} | {v['grounded']:.3f} |")
-    u = result["summary"]["ungroundable"]
-    lines += ["", f"Ungroundable instructions refused with a reason: {u['refused']:.3f} of {u['n']}.", "",
-              "First failures:", ""]
+    lines.append("")
+    for key, what in (("ungroundable", "sets A-C"), ("ungroundable_d", "set D")):
+        u = result["summary"].get(key)
+        if u:
+            lines.append(f"Ungroundable instructions ({what}) refused with a reason: {u['refused']:.3f} of {u['n']}.")
+    lines += ["", "First failures:", ""]
     lines += [f"- `{f['text']}` ({f['set']}): {f['why']}" for f in result["failures"][:25]]
     return "\n".join(lines) + "\n"
 

@@ -467,7 +467,7 @@ def episode_seeds(seed: int, case: int, run: int) -> tuple[np.random.SeedSequenc
 
 
 PHRASINGS = ("templated", "heldout")
-HELDOUT_SET = "set_c"  # the held-out phrasing set --phrasing heldout draws from (set B until session 6)
+HELDOUT_SET = "set_d"  # the held-out phrasing set --phrasing heldout draws from (B until session 6, C in 6)
 
 
 def heldout_text(text: str, rng: np.random.Generator) -> str:
