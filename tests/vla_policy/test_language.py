@@ -89,7 +89,8 @@ CASES = [
     ("I'd appreciate it if you grabbed the lemon", G, "lemon", None, None),
     ("release it next to the grey tray", P, None, "next to", "grey tray"),
     ("the pear goes behind the blue box", PP, "pear", "behind", "blue box"),
-    ("I'd like the orange soda can placed in back of the blue mug", PP, "orange soda can", "behind", "blue mug"),
+    ("I'd like the orange soda can placed in back of the blue mug", PP, "orange soda can", "behind",
+     "blue mug"),
 ]
 
 

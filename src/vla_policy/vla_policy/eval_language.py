@@ -169,7 +169,8 @@ def markdown(result: dict[str, Any]) -> str:
     for key, what in (("ungroundable", "sets A-C"), ("ungroundable_d", "set D")):
         u = result["summary"].get(key)
         if u:
-            lines.append(f"Ungroundable instructions ({what}) refused with a reason: {u['refused']:.3f} of {u['n']}.")
+            lines.append(f"Ungroundable instructions ({what}) refused with a reason: "
+                         f"{u['refused']:.3f} of {u['n']}.")
     lines += ["", "First failures:", ""]
     lines += [f"- `{f['text']}` ({f['set']}): {f['why']}" for f in result["failures"][:25]]
     return "\n".join(lines) + "\n"
