@@ -339,3 +339,51 @@ def test_container_drop_pose_is_over_the_centre_with_the_tips_above_the_rim():
     assert np.linalg.det(T[:3, :3]) == pytest.approx(1.0)
     tips = T[:3, 3] + g.tip_beyond_tcp_m * T[:3, 2]
     assert T[2, 2] == -1.0 and tips[2] == pytest.approx(0.06 + CONTAINER_RIM_CLEARANCE_M)
+
+
+def test_descriptor_groups_partition_the_columns():
+    from vla_policy.policy import DESCRIPTOR_GROUPS, descriptor_columns
+
+    width = 2 * (D + 12)
+    parts = [descriptor_columns([g], width) for g in DESCRIPTOR_GROUPS]
+    assert [len(p) for p in parts] == [2 * D, 12, 12]
+    assert sorted(np.concatenate(parts).tolist()) == list(range(width))
+    assert descriptor_columns(["colour"], width).tolist() == [D, D + 1, D + 2, D + 3, D + 4, D + 5,
+                                                               2 * D + 12, 2 * D + 13, 2 * D + 14,
+                                                               2 * D + 15, 2 * D + 16, 2 * D + 17]
+    with pytest.raises(ValueError, match="blocks"):
+        descriptor_columns(["clip"], width + 1)
+
+
+def test_factorised_recogniser_separates_and_roundtrips(tmp_path):
+    """Each attribute reads only its own descriptor groups (shape and category blind to colour)."""
+    inputs = {"colour": ["colour"], "shape": ["clip", "geometry"], "category": ["clip", "geometry"]}
+    rec = PresenceRecogniser.fit(*_training_points((0.5, -0.1), (0.55, 0.1)), VOCAB, steps=150, hidden=16,
+                                 inputs=inputs)
+    assert rec.trunk is None and rec.inputs == inputs
+    assert rec.trunks["colour"][0].shape == (16, 12)  # colour mean + std of both radii
+    xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG), (FLAT, (0.5, 0.15), BLUE_BOX)], seed=7)
+    _, d = presence_descriptors(xyz, rgb, f)
+    present = rec.presence(d, instruction_referents("pick up the red mug", VOCAB))
+    absent = rec.presence(d, instruction_referents("pick up the yellow duck", VOCAB))
+    assert present > 0.5 > absent
+    back = PresenceRecogniser.load(rec.save(tmp_path))
+    np.testing.assert_allclose(back.object_probs(d), rec.object_probs(d), atol=1e-4)
+    meta = PresenceRecogniser.from_meta(json.loads(json.dumps(rec.to_meta())))
+    np.testing.assert_allclose(meta.object_probs(d), rec.object_probs(d), atol=1e-3)
+    with pytest.raises(ValueError, match="descriptor groups"):
+        PresenceRecogniser(VOCAB, rec.heads, inputs={**inputs, "colour": ["hue"]}, trunks=rec.trunks)
+    with pytest.raises(ValueError, match="hidden > 0"):
+        PresenceRecogniser.fit(*_training_points(), VOCAB, steps=5, inputs=inputs)
+
+
+def test_presence_calibration_reads_factorised_inputs():
+    import argparse
+
+    from vla_policy.presence_calibration import parse_inputs
+
+    assert parse_inputs("colour=colour; shape=clip,geometry;category=clip") == {
+        "colour": ["colour"], "shape": ["clip", "geometry"], "category": ["clip"]}
+    for bad in ("colour=colour", "colour=colour;shape=clip;category=hue", "colour=;shape=clip;category=clip"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_inputs(bad)

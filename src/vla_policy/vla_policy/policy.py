@@ -421,6 +421,25 @@ def _neighbourhoods(tree: Any, p: np.ndarray, radius: float) -> tuple[Any, np.nd
     return a, np.diff(a.indptr).astype(np.float64)
 
 
+# the blocks of one radius of a presence descriptor (see presence_descriptors), by what they measure
+DESCRIPTOR_GROUPS = ("clip", "colour", "geometry")
+
+
+def descriptor_columns(groups: list[str], width: int, n_radii: int = len(PRESENCE_RADII_M)) -> np.ndarray:
+    """Column indices of the descriptor groups in a descriptor of ``width`` columns.
+
+    Per radius: the mean CLIP feature (D), the colour mean and std (6), then height, highest
+    height, log count and the three position-spread values (6) = ``geometry``.
+    """
+    block = width // n_radii
+    dim = block - 12
+    if block * n_radii != width or dim <= 0:
+        raise ValueError(f"a descriptor of {width} columns is not {n_radii} blocks of D + 12")
+    spans = {"clip": (0, dim), "colour": (dim, dim + 6), "geometry": (dim + 6, dim + 12)}
+    return np.concatenate([np.arange(k * block + spans[g][0], k * block + spans[g][1])
+                           for k in range(n_radii) for g in DESCRIPTOR_GROUPS if g in groups])
+
+
 class PresenceRecogniser:
     """Linear colour / shape / category heads over :func:`presence_descriptors` -> p(object | point).
 
@@ -439,27 +458,50 @@ class PresenceRecogniser:
     def __init__(self, vocabulary: list[dict[str, str]],
                  heads: dict[str, tuple[np.ndarray, np.ndarray, list[str]]],
                  known: list[str] | None = None,
-                 trunk: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 trunk: tuple[np.ndarray, np.ndarray] | None = None,
+                 inputs: dict[str, list[str]] | None = None,
+                 trunks: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         self.vocabulary = list(vocabulary)
         self.heads = heads
         self.known = None if known is None else sorted(set(known))
         self.trunk = trunk  # optional hidden layer (W (H, F), b (H,)), ReLU; heads then read (H,)
+        # factorised form: each attribute reads only its descriptor groups (``inputs[a]``, see
+        # DESCRIPTOR_GROUPS) through a hidden layer of its own (``trunks[a]`` = W (H, F_a), b (H,))
+        if inputs is not None and (trunk is not None or set(inputs) != set(self.ATTRS)):
+            raise ValueError(f"per-attribute inputs need one entry per attribute {self.ATTRS} and no shared "
+                             f"hidden layer; got {sorted(inputs)}")
+        for groups in (inputs or {}).values():
+            if not groups or set(groups) - set(DESCRIPTOR_GROUPS):
+                raise ValueError(f"descriptor groups must be a non-empty subset of {DESCRIPTOR_GROUPS}, "
+                                 f"got {groups}")
+        self.inputs = None if inputs is None else {a: list(inputs[a]) for a in self.ATTRS}
+        self.trunks = trunks
         self._cols = {a: np.array([heads[a][2].index(v[a]) for v in self.vocabulary]) for a in self.ATTRS}
 
     @classmethod
     def fit(cls, descriptors: np.ndarray, labels: np.ndarray, vocabulary: list[dict[str, str]],
             steps: int = 300, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0,
-            hidden: int = 0) -> PresenceRecogniser:
+            hidden: int = 0, inputs: dict[str, list[str]] | None = None) -> PresenceRecogniser:
         """Adam on the summed cross-entropy of the heads; ``labels`` (M,) index ``vocabulary``.
 
         ``hidden`` > 0 adds one shared ReLU layer of that width under the three heads (trained
         jointly, ``steps`` minibatches of ``MLP_BATCH`` points); 0 keeps the linear heads of the first
-        calibration (full batch).
+        calibration (full batch). ``inputs`` (with ``hidden`` > 0): the factorised form, each
+        attribute's own hidden layer over its own descriptor groups only (e.g. shape and category
+        without the colour statistics, so that a colour seen on one category in training does not
+        name the category of an unseen object of that colour).
         """
         x = torch.as_tensor(descriptors, dtype=torch.float32)  # (M, F)
+        known = [vocabulary[int(j)]["name"] for j in np.unique(labels)]
+        if inputs is not None:
+            if hidden <= 0:
+                raise ValueError("per-attribute inputs need hidden > 0")
+            with torch.enable_grad():
+                heads, trunks = cls._fit_factorised(x, labels, vocabulary, steps, lr, weight_decay, seed,
+                                                    hidden, inputs)
+            return cls(vocabulary, heads, known=known, inputs=inputs, trunks=trunks)
         mu, sd = x.mean(0), x.std(0) + 1e-6
         xn = (x - mu) / sd
-        known = [vocabulary[int(j)]["name"] for j in np.unique(labels)]
         with torch.enable_grad():  # callers may run under no_grad (train.calibrate_presence)
             if hidden > 0:
                 trunk, heads = cls._fit_mlp(xn, mu, sd, labels, vocabulary, steps, lr, weight_decay, seed,
@@ -493,6 +535,35 @@ class PresenceRecogniser:
                      lins[a].bias.detach().numpy().astype(np.float64), classes[a]) for a in cls.ATTRS}
         return trunk, heads
 
+    @classmethod
+    def _fit_factorised(cls, x, labels, vocabulary, steps, lr, weight_decay, seed, hidden, inputs):
+        """One ReLU layer + head per attribute over its descriptor columns (minibatch Adam)."""
+        heads, trunks = {}, {}
+        for a in cls.ATTRS:
+            cols = torch.as_tensor(descriptor_columns(inputs[a], x.shape[1]))
+            xa = x[:, cols]  # (M, F_a)
+            mu, sd = xa.mean(0), xa.std(0) + 1e-6
+            xn = (xa - mu) / sd
+            classes = sorted({v[a] for v in vocabulary})
+            y = torch.as_tensor([classes.index(vocabulary[int(j)][a]) for j in labels], dtype=torch.long)
+            torch.manual_seed(seed)
+            layer, lin = torch.nn.Linear(xn.shape[1], hidden), torch.nn.Linear(hidden, len(classes))
+            opt = torch.optim.Adam(list(layer.parameters()) + list(lin.parameters()), lr=lr,
+                                   weight_decay=weight_decay)
+            gen = torch.Generator().manual_seed(seed)
+            batch = min(len(xn), MLP_BATCH)
+            for _ in range(steps):
+                sel = torch.randint(len(xn), (batch,), generator=gen)
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(lin(torch.relu(layer(xn[sel]))), y[sel]).backward()
+                opt.step()
+            w = layer.weight.detach() / sd  # standardisation folded into the hidden layer
+            b = layer.bias.detach() - w @ mu
+            trunks[a] = (w.numpy().astype(np.float64), b.numpy().astype(np.float64))
+            heads[a] = (lin.weight.detach().numpy().astype(np.float64),
+                        lin.bias.detach().numpy().astype(np.float64), classes)
+        return heads, trunks
+
     def judges(self, referents: list[int]) -> bool:
         """Whether every referent (vocabulary index) is an object the heads were fitted on."""
         return self.known is None or all(self.vocabulary[i]["name"] in self.known for i in referents)
@@ -523,7 +594,12 @@ class PresenceRecogniser:
         logp = np.zeros((len(x), len(self.vocabulary)))
         for a in self.ATTRS:
             w, b, _ = self.heads[a]
-            z = x @ w.T + b  # (M, K_a)
+            xa = x
+            if self.inputs is not None:
+                tw, tb = self.trunks[a]
+                cols = descriptor_columns(self.inputs[a], x.shape[1])
+                xa = np.maximum(x[:, cols] @ tw.T + tb, 0.0)  # (M, H)
+            z = xa @ w.T + b  # (M, K_a)
             z = z - z.max(1, keepdims=True)
             lz = z - np.log(np.exp(z).sum(1, keepdims=True))
             logp += lz[:, self._cols[a]]
@@ -549,6 +625,9 @@ class PresenceRecogniser:
                "heads": {a: {"classes": c, "W": r(w), "b": r(b)} for a, (w, b, c) in self.heads.items()}}
         if self.trunk is not None:
             out["trunk"] = {"W": r(self.trunk[0]), "b": r(self.trunk[1])}
+        if self.inputs is not None:
+            out["inputs"] = self.inputs
+            out["trunks"] = {a: {"W": r(w), "b": r(b)} for a, (w, b) in self.trunks.items()}
         return out
 
     @classmethod
@@ -559,7 +638,9 @@ class PresenceRecogniser:
         trunk = blob.get("trunk")
         if trunk is not None:
             trunk = (np.asarray(trunk["W"], dtype=np.float64), np.asarray(trunk["b"], dtype=np.float64))
-        return cls(blob["vocabulary"], heads, blob.get("known"), trunk)
+        trunks = {a: (np.asarray(t["W"], dtype=np.float64), np.asarray(t["b"], dtype=np.float64))
+                  for a, t in blob.get("trunks", {}).items()} or None
+        return cls(blob["vocabulary"], heads, blob.get("known"), trunk, blob.get("inputs"), trunks)
 
     FILE_STEM = "presence_recogniser"
 
@@ -576,9 +657,14 @@ class PresenceRecogniser:
         if self.trunk is not None:
             tensors["trunk.W"] = np.ascontiguousarray(self.trunk[0], dtype=np.float32)
             tensors["trunk.b"] = np.ascontiguousarray(self.trunk[1], dtype=np.float32)
+        for a, (w, b) in (self.trunks or {}).items():
+            tensors[f"trunk.{a}.W"] = np.ascontiguousarray(w, dtype=np.float32)
+            tensors[f"trunk.{a}.b"] = np.ascontiguousarray(b, dtype=np.float32)
         save_file(tensors, str(directory / f"{self.FILE_STEM}.safetensors"))
         info = {"vocabulary": self.vocabulary, "radii_m": list(PRESENCE_RADII_M), "known": self.known,
                 "classes": {a: c for a, (_, _, c) in self.heads.items()}}
+        if self.inputs is not None:
+            info["inputs"] = self.inputs
         (directory / f"{self.FILE_STEM}.json").write_text(json.dumps(info, indent=1))
         return directory
 
@@ -598,7 +684,11 @@ class PresenceRecogniser:
             trunk = None
             if "trunk.W" in tensors:
                 trunk = (tensors["trunk.W"].astype(np.float64), tensors["trunk.b"].astype(np.float64))
-            rec = cls(info["vocabulary"], heads, info.get("known"), trunk)
+            inputs, trunks = info.get("inputs"), None
+            if inputs is not None:
+                trunks = {a: (tensors[f"trunk.{a}.W"].astype(np.float64),
+                              tensors[f"trunk.{a}.b"].astype(np.float64)) for a in cls.ATTRS}
+            rec = cls(info["vocabulary"], heads, info.get("known"), trunk, inputs, trunks)
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
             raise ValueError(f"cannot load the presence recogniser from {directory} "
                              f"({files[0].name} + {files[1].name}): {exc}") from exc
@@ -606,6 +696,10 @@ class PresenceRecogniser:
                 w.shape[1] != trunk[0].shape[0] for w, _, _ in heads.values())):
             raise ValueError(f"presence recogniser in {directory}: hidden layer W {trunk[0].shape}, "
                              f"b {trunk[1].shape} does not match the heads")
+        for a, (tw, tb) in (trunks or {}).items():
+            if tb.shape != (tw.shape[0],) or heads[a][0].shape[1] != tw.shape[0]:
+                raise ValueError(f"presence recogniser in {directory}: hidden layer of {a!r} W {tw.shape}, "
+                                 f"b {tb.shape} does not match its head {heads[a][0].shape}")
         for a, (w, b, c) in heads.items():
             if w.shape != (len(c), w.shape[1]) or b.shape != (len(c),):
                 raise ValueError(f"presence recogniser in {directory}: head {a!r} has W {w.shape}, "

@@ -37,6 +37,7 @@ import numpy as np
 from vla_policy.data import load_samples
 from vla_policy.policy import (
     CHECKPOINT_DIR,
+    DESCRIPTOR_GROUPS,
     Policy,
     PresenceRecogniser,
     instruction_referents,
@@ -144,11 +145,27 @@ def install(rec: PresenceRecogniser, cal: dict[str, Any]) -> list[str]:
     return done
 
 
+def parse_inputs(text: str) -> dict[str, list[str]]:
+    """``'colour=colour;shape=clip,geometry;...'`` -> {attribute: [descriptor group, ...]}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        attr, _, groups = part.partition("=")
+        out[attr.strip()] = [g.strip() for g in groups.split(",") if g.strip()]
+    if set(out) != set(PresenceRecogniser.ATTRS) or any(
+            not g or set(g) - set(DESCRIPTOR_GROUPS) for g in out.values()):
+        raise argparse.ArgumentTypeError(f"--inputs needs each of {PresenceRecogniser.ATTRS} = groups from "
+                                         f"{DESCRIPTOR_GROUPS}, got {text!r}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI; prints and writes ``presence_calibration.json`` into ``--out``."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", nargs="+", required=True, type=Path)
     ap.add_argument("--hidden", type=int, default=0)
+    ap.add_argument("--inputs", default=None, type=parse_inputs,
+                    help="factorised recogniser (needs --hidden): each attribute's descriptor groups, e.g. "
+                         "'colour=colour;shape=clip,geometry;category=clip,geometry'")
     ap.add_argument("--min-tpr", type=float, default=None)
     ap.add_argument("--heldout-seeds", default="900000:900060", help="first:last (exclusive)")
     ap.add_argument("--heldout-cache", type=Path, default=None, help="keep the held-out decisions here")
@@ -165,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     # only (pairs of a place reference with another shard's grasp target compare different things)
     grasp = [s for s in samples if s["meta"].get("task", "grasp") == "grasp"]
     cal = calibrate_presence(policy, grasp, args.seed, fit_samples=samples, hidden=args.hidden,
-                             min_tpr=args.min_tpr)
+                             min_tpr=args.min_tpr, inputs=args.inputs)
     if cal.get("presence_statistic") != "recogniser":
         raise SystemExit(f"calibration did not fit a recogniser: {cal.get('calibration')}")
     rec = PresenceRecogniser.from_meta(cal.pop("presence_recogniser"))

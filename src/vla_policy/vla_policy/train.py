@@ -231,7 +231,8 @@ def _best_threshold(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
 @torch.no_grad()
 def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int = 0,
                        fit_samples: list[dict[str, Any]] | None = None, hidden: int = 0,
-                       min_tpr: float | None = None) -> dict[str, Any]:
+                       min_tpr: float | None = None, inputs: dict[str, list[str]] | None = None
+                       ) -> dict[str, Any]:
     """Fit the presence statistic and its target-not-found threshold (returned as ``meta`` entries).
 
     Pairs: each sample's own instruction (positive) and, in the same cloud, the instruction of
@@ -245,7 +246,9 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
     in-sample scores. Otherwise the ``relevance`` statistic (``Policy.presence_stat``) is calibrated.
     The threshold maximises balanced accuracy (or, with ``min_tpr``, is the highest one that still
     accepts that share of the true instructions); below ``MIN_PRESENCE_BALANCED_ACC`` it stays
-    None. ``hidden``: width of the recogniser's shared hidden layer (0 = linear heads).
+    None. ``hidden``: width of the recogniser's shared hidden layer (0 = linear heads); with
+    ``inputs`` (attribute -> descriptor groups) each attribute gets a hidden layer of that width
+    over its own groups (``PresenceRecogniser.fit``).
     Also reported: ``presence_balanced_acc_any_absent`` (negatives only need an absent target, as
     before 2026-11-22) and ``presence_balanced_acc_same_colour`` (negatives whose target shares its
     colour with a present object) at the chosen threshold.
@@ -285,7 +288,7 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
                 ys.append(lab[lab >= 0])
             if hidden > 0:  # minibatch Adam over the shared layer (see PresenceRecogniser.fit)
                 return PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), vocab, seed=seed,
-                                              hidden=hidden, steps=1500, lr=3e-3)
+                                              hidden=hidden, steps=1500, lr=3e-3, inputs=inputs)
             return PresenceRecogniser.fit(np.concatenate(xs), np.concatenate(ys), vocab, seed=seed)
 
         recogniser = fit_on(fit)
@@ -344,7 +347,7 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
                 "presence_pos_median": float(np.median(pos_a)),
                 "presence_neg_median": float(np.median(neg[strict])),
                 "presence_n": int(len(pos_a)), "presence_n_neg": int(strict.sum()), "presence_auc": roc,
-                "presence_hidden": hidden, "presence_operating_points": operating})
+                "presence_hidden": hidden, "presence_inputs": inputs, "presence_operating_points": operating})
     if best_bacc < MIN_PRESENCE_BALANCED_ACC:  # an unreliable detector would refuse real targets
         out.update({"presence_threshold": None,
                     "calibration": f"target-not-found disabled: balanced accuracy {best_bacc:.2f} "
