@@ -387,3 +387,27 @@ def test_presence_calibration_reads_factorised_inputs():
     for bad in ("colour=colour", "colour=colour;shape=clip;category=hue", "colour=;shape=clip;category=clip"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_inputs(bad)
+
+
+def test_attribute_recogniser_judges_the_objects_the_heads_do_not_know(tmp_path):
+    """referent_probs: the heads for objects they were fitted on, the attribute recogniser for others;
+    both travel in one directory and in the meta."""
+    x, y = _training_points()
+    known = PresenceRecogniser.fit(x[y != YELLOW_DUCK], y[y != YELLOW_DUCK], VOCAB, steps=100)
+    inputs = {"colour": ["colour"], "shape": ["geometry"], "category": ["geometry"]}
+    attrs = PresenceRecogniser.fit(x, y, VOCAB, steps=100, hidden=8, inputs=inputs)
+    xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG), (TALL, (0.5, 0.15), YELLOW_DUCK)], seed=5)
+    _, d = presence_descriptors(xyz, rgb, f)
+    mug, duck = [RED_MUG], [YELLOW_DUCK]
+    assert known.judges(mug) and not known.judges(duck)
+    np.testing.assert_allclose(known.referent_probs(d, duck), known.object_probs(d)[:, duck].sum(1))
+    known.attributes = attrs
+    np.testing.assert_allclose(known.referent_probs(d, mug), known.object_probs(d)[:, mug].sum(1))
+    np.testing.assert_allclose(known.referent_probs(d, duck), attrs.object_probs(d)[:, duck].sum(1))
+    back = PresenceRecogniser.load(known.save(tmp_path))
+    assert back.attributes is not None and back.attributes.inputs == inputs
+    np.testing.assert_allclose(back.referent_probs(d, duck), known.referent_probs(d, duck), atol=1e-4)
+    meta = PresenceRecogniser.from_meta(json.loads(json.dumps(known.to_meta())))
+    np.testing.assert_allclose(meta.referent_probs(d, duck), known.referent_probs(d, duck), atol=1e-3)
+    known.attributes = None  # saving without one removes the companion files
+    assert PresenceRecogniser.load(known.save(tmp_path)).attributes is None

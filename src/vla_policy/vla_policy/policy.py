@@ -476,6 +476,8 @@ class PresenceRecogniser:
                                  f"got {groups}")
         self.inputs = None if inputs is None else {a: list(inputs[a]) for a in self.ATTRS}
         self.trunks = trunks
+        # the recogniser of objects this one does not know (:meth:`referent_probs`), or None
+        self.attributes: PresenceRecogniser | None = None
         self._cols = {a: np.array([heads[a][2].index(v[a]) for v in self.vocabulary]) for a in self.ATTRS}
 
     @classmethod
@@ -607,6 +609,19 @@ class PresenceRecogniser:
         p = np.exp(logp)
         return p / p.sum(1, keepdims=True)
 
+    def referent_probs(self, descriptors: np.ndarray, referents: list[int]) -> np.ndarray:
+        """(M,) p(any of ``referents`` | point), by the heads that can judge the referents.
+
+        These heads when they know every referent (:meth:`judges`), else the :attr:`attributes`
+        recogniser when there is one. The appearance of an object the heads never saw is out of
+        their distribution: in training, pink was the colour of a teddy bear (a toy) and a peach,
+        and the heads took an unseen pink cup for a toy. The attribute recogniser reads colour
+        from the colour statistics and shape and category from the geometry only, which carry
+        over to new objects.
+        """
+        rec = self if self.attributes is None or self.judges(referents) else self.attributes
+        return rec.object_probs(descriptors)[:, referents].sum(1)
+
     def presence(self, descriptors: np.ndarray, referents: list[int],
                  topk: int = PRESENCE_RECOGNISER_TOPK) -> float | None:
         """Mean of the top-``topk`` p(referents | point); None without referents, 0.0 without points."""
@@ -628,6 +643,8 @@ class PresenceRecogniser:
         if self.inputs is not None:
             out["inputs"] = self.inputs
             out["trunks"] = {a: {"W": r(w), "b": r(b)} for a, (w, b) in self.trunks.items()}
+        if self.attributes is not None:
+            out["attributes"] = self.attributes.to_meta(digits)
         return out
 
     @classmethod
@@ -640,14 +657,22 @@ class PresenceRecogniser:
             trunk = (np.asarray(trunk["W"], dtype=np.float64), np.asarray(trunk["b"], dtype=np.float64))
         trunks = {a: (np.asarray(t["W"], dtype=np.float64), np.asarray(t["b"], dtype=np.float64))
                   for a, t in blob.get("trunks", {}).items()} or None
-        return cls(blob["vocabulary"], heads, blob.get("known"), trunk, blob.get("inputs"), trunks)
+        rec = cls(blob["vocabulary"], heads, blob.get("known"), trunk, blob.get("inputs"), trunks)
+        if blob.get("attributes"):
+            rec.attributes = cls.from_meta(blob["attributes"])
+        return rec
 
     FILE_STEM = "presence_recogniser"
+    ATTRIBUTES_STEM = "attribute_recogniser"  # the :attr:`attributes` recogniser, beside it
 
-    def save(self, directory: Path) -> Path:
-        """Write ``presence_recogniser.safetensors`` (head weights) + ``.json`` (vocabulary, classes)."""
+    def save(self, directory: Path, stem: str | None = None) -> Path:
+        """Write ``presence_recogniser.safetensors`` (head weights) + ``.json`` (vocabulary, classes).
+
+        The :attr:`attributes` recogniser, when there is one, goes beside it as ``attribute_recogniser.*``.
+        """
         from safetensors.numpy import save_file
 
+        stem = stem or self.FILE_STEM
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {}
@@ -660,22 +685,28 @@ class PresenceRecogniser:
         for a, (w, b) in (self.trunks or {}).items():
             tensors[f"trunk.{a}.W"] = np.ascontiguousarray(w, dtype=np.float32)
             tensors[f"trunk.{a}.b"] = np.ascontiguousarray(b, dtype=np.float32)
-        save_file(tensors, str(directory / f"{self.FILE_STEM}.safetensors"))
+        save_file(tensors, str(directory / f"{stem}.safetensors"))
         info = {"vocabulary": self.vocabulary, "radii_m": list(PRESENCE_RADII_M), "known": self.known,
                 "classes": {a: c for a, (_, _, c) in self.heads.items()}}
         if self.inputs is not None:
             info["inputs"] = self.inputs
-        (directory / f"{self.FILE_STEM}.json").write_text(json.dumps(info, indent=1))
+        (directory / f"{stem}.json").write_text(json.dumps(info, indent=1))
+        if self.attributes is not None:
+            self.attributes.save(directory, self.ATTRIBUTES_STEM)
+        elif stem == self.FILE_STEM:  # no stale companion from an earlier save in this directory
+            for ext in ("json", "safetensors"):
+                (directory / f"{self.ATTRIBUTES_STEM}.{ext}").unlink(missing_ok=True)
         return directory
 
     @classmethod
-    def load(cls, directory: Path) -> PresenceRecogniser:
+    def load(cls, directory: Path, stem: str | None = None) -> PresenceRecogniser:
         """Read what :meth:`save` wrote; a missing or malformed file is a clear error."""
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
+        stem = stem or cls.FILE_STEM
         directory = Path(directory)
-        files = [directory / f"{cls.FILE_STEM}.{ext}" for ext in ("json", "safetensors")]
+        files = [directory / f"{stem}.{ext}" for ext in ("json", "safetensors")]
         try:
             info = json.loads(files[0].read_text())
             tensors = load_file(str(files[1]))
@@ -700,6 +731,8 @@ class PresenceRecogniser:
             if tb.shape != (tw.shape[0],) or heads[a][0].shape[1] != tw.shape[0]:
                 raise ValueError(f"presence recogniser in {directory}: hidden layer of {a!r} W {tw.shape}, "
                                  f"b {tb.shape} does not match its head {heads[a][0].shape}")
+        if stem == cls.FILE_STEM and (directory / f"{cls.ATTRIBUTES_STEM}.json").exists():
+            rec.attributes = cls.load(directory, cls.ATTRIBUTES_STEM)
         for a, (w, b, c) in heads.items():
             if w.shape != (len(c), w.shape[1]) or b.shape != (len(c),):
                 raise ValueError(f"presence recogniser in {directory}: head {a!r} has W {w.shape}, "
@@ -825,7 +858,7 @@ class Policy:
         if len(desc) == 0:
             empty_rgb = None if rgb is None else np.zeros((0, 3), np.uint8)
             return np.zeros((0, 3), np.float32), np.zeros(0), empty_rgb
-        return (np.asarray(xyz)[sel][idx], rec.object_probs(desc)[:, refs].sum(1),
+        return (np.asarray(xyz)[sel][idx], rec.referent_probs(desc, refs),
                 None if sub_rgb is None else sub_rgb[idx])
 
     # ------------------------------------------------------------------ persistence

@@ -18,11 +18,19 @@ Tooling (imports the simulator for the held-out decisions). Steps:
 4. ``--install``: write the recogniser into the shipped ``checkpoints/presence`` and the threshold
    and metrics into the meta of every shipped checkpoint that uses it.
 
+``--as-attributes`` (with ``--inputs``): the fitted recogniser becomes the shipped one's
+``attributes`` recogniser (used for the objects the shipped heads were not fitted on,
+``PresenceRecogniser.referent_probs``); the shipped heads and threshold stay, and the held-out
+grounding of the combination is reported as ``combined_*``.
+
 Usage::
 
     python -m vla_policy.presence_calibration --data data/grasp_v4 data/place_v1 --hidden 128 \\
         --min-tpr 0.90 --heldout-seeds 900000:900060 --heldout-place data/heldout_place_v1 \\
         --out outputs/presence
+    python -m vla_policy.presence_calibration --data data/grasp_v4 data/place_v1 --hidden 64 \\
+        --inputs "colour=colour;shape=geometry;category=geometry" --as-attributes --min-tpr 0.90 \\
+        --heldout-seeds 900000:900060 --heldout-place data/heldout_place_v1 --out outputs/presence_attributes
 """
 
 from __future__ import annotations
@@ -112,7 +120,7 @@ def heldout_grounding(rec: PresenceRecogniser, samples: list[dict[str, Any]], to
             continue
         idx, d = presence_descriptors(s["xyz"], s.get("rgb"), s["features"])
         lab = _presence_labels(s["xyz"], idx, aabbs, names)
-        p = rec.object_probs(d)[:, refs].sum(1)
+        p = rec.referent_probs(d, refs)
         scores = {}
         for j in np.unique(lab[lab >= 0]):
             pj = np.sort(p[lab == j])[::-1][:topk]
@@ -142,6 +150,27 @@ def install(rec: PresenceRecogniser, cal: dict[str, Any]) -> list[str]:
             cfg_file.write_text(json.dumps(blob, indent=2))
             done.append(cfg_file.parent.name)
     print(f"installed into {', '.join(done)}")
+    return done
+
+
+def install_attributes(combined: PresenceRecogniser, cal: dict[str, Any]) -> list[str]:
+    """Ship ``combined`` (the shipped heads + their ``attributes`` recogniser) as ``checkpoints/presence``.
+
+    The target-not-found threshold and the ``presence_*`` numbers of every meta stay (they belong to
+    the unchanged heads); the attribute recogniser's numbers go in as ``attributes_*`` /
+    ``combined_*`` entries.
+    """
+    combined.save(CHECKPOINT_DIR / "presence")
+    done = []
+    for cfg_file in sorted(CHECKPOINT_DIR.glob("*/config.json")):
+        blob = json.loads(cfg_file.read_text())
+        if blob.get("meta", {}).get("presence_recogniser") == "../presence":
+            for k in [k for k in blob["meta"] if k.startswith(("attributes_", "combined_"))]:
+                del blob["meta"][k]
+            blob["meta"].update({k: v for k, v in cal.items() if k.startswith(("attributes_", "combined_"))})
+            cfg_file.write_text(json.dumps(blob, indent=2))
+            done.append(cfg_file.parent.name)
+    print(f"attribute recogniser installed for {', '.join(done)}")
     return done
 
 
@@ -175,7 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("outputs/presence"))
     ap.add_argument("--install", action="store_true", help="ship it (checkpoints/presence + every meta)")
+    ap.add_argument("--as-attributes", action="store_true",
+                    help="fit the recogniser of objects the shipped one does not know "
+                         "(PresenceRecogniser.attributes; use with --inputs) and attach it to the shipped "
+                         "recogniser, whose heads and target-not-found threshold stay as they are")
     args = ap.parse_args(argv)
+    if args.as_attributes and args.inputs is None:
+        ap.error("--as-attributes needs --inputs (the attribute recogniser's descriptor groups)")
     samples = [s for d in args.data for s in load_samples(d)]
     policy = Policy.load("SR")
     # the heads learn every object of every shard; the refusal threshold is set on grasp decisions
@@ -214,11 +249,27 @@ def main(argv: list[str] | None = None) -> int:
     cal["presence_heldout_seeds"] = args.heldout_seeds
     cal["presence_fit_data"] = [str(d) for d in args.data]
     args.out.mkdir(parents=True, exist_ok=True)
-    rec.save(args.out)
+    if args.as_attributes:
+        if shipped is None:
+            raise SystemExit("--as-attributes needs a shipped presence recogniser to attach to")
+        combined = PresenceRecogniser.load(CHECKPOINT_DIR / "presence")
+        combined.attributes = rec
+        # what the policy uses from now on: the shipped heads for objects they know, these for the rest
+        for split, samples_ in (("seen", held), ("unseen", held_unseen), ("place", held_place)):
+            if samples_:
+                cal.update({f"combined_heldout_{split}_{k}": v
+                            for k, v in heldout_grounding(combined, samples_).items()})
+        cal = {f"attributes_{k}" if k.startswith("presence_") else k: v for k, v in cal.items()}
+        combined.save(args.out)
+    else:
+        rec.save(args.out)
     (args.out / "presence_calibration.json").write_text(json.dumps(cal, indent=2))
     print(json.dumps({k: v for k, v in cal.items() if not isinstance(v, (list, dict))}, indent=2))
     if args.install:
-        install(rec, cal)
+        if args.as_attributes:
+            install_attributes(combined, cal)
+        else:
+            install(rec, cal)
     return 0
 
 
