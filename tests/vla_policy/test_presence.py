@@ -124,9 +124,20 @@ def test_meta_roundtrip_keeps_probabilities(recogniser):
     np.testing.assert_allclose(back.object_probs(d), recogniser.object_probs(d), atol=1e-3)
 
 
-def test_hidden_layer_recogniser_separates_and_roundtrips(tmp_path):
-    rec = PresenceRecogniser.fit(*_training_points((0.5, -0.1), (0.55, 0.1)), VOCAB, steps=150, hidden=16)
-    assert rec.trunk is not None and rec.trunk[0].shape[0] == 16
+FACTORISED = {"colour": ["colour"], "shape": ["clip", "geometry"], "category": ["clip", "geometry"]}
+
+
+@pytest.mark.parametrize("inputs", [None, FACTORISED], ids=["shared", "factorised"])
+def test_hidden_layer_recogniser_separates_and_roundtrips(tmp_path, inputs):
+    """One shared hidden layer, or one per attribute over its own descriptor groups (factorised:
+    shape and category blind to the colour statistics)."""
+    rec = PresenceRecogniser.fit(*_training_points((0.5, -0.1), (0.55, 0.1)), VOCAB, steps=150, hidden=16,
+                                 inputs=inputs)
+    if inputs is None:
+        assert rec.trunk is not None and rec.trunk[0].shape[0] == 16
+    else:
+        assert rec.trunk is None and rec.inputs == inputs
+        assert rec.trunks["colour"][0].shape == (16, 12)  # colour mean + std of both radii
     xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG), (FLAT, (0.5, 0.15), BLUE_BOX)], seed=7)
     _, d = presence_descriptors(xyz, rgb, f)
     present = rec.presence(d, instruction_referents("pick up the red mug", VOCAB))
@@ -355,26 +366,14 @@ def test_descriptor_groups_partition_the_columns():
         descriptor_columns(["clip"], width + 1)
 
 
-def test_factorised_recogniser_separates_and_roundtrips(tmp_path):
-    """Each attribute reads only its own descriptor groups (shape and category blind to colour)."""
-    inputs = {"colour": ["colour"], "shape": ["clip", "geometry"], "category": ["clip", "geometry"]}
-    rec = PresenceRecogniser.fit(*_training_points((0.5, -0.1), (0.55, 0.1)), VOCAB, steps=150, hidden=16,
-                                 inputs=inputs)
-    assert rec.trunk is None and rec.inputs == inputs
-    assert rec.trunks["colour"][0].shape == (16, 12)  # colour mean + std of both radii
-    xyz, rgb, f, _ = _object_scene([(TALL, (0.5, 0.0), RED_MUG), (FLAT, (0.5, 0.15), BLUE_BOX)], seed=7)
-    _, d = presence_descriptors(xyz, rgb, f)
-    present = rec.presence(d, instruction_referents("pick up the red mug", VOCAB))
-    absent = rec.presence(d, instruction_referents("pick up the yellow duck", VOCAB))
-    assert present > 0.5 > absent
-    back = PresenceRecogniser.load(rec.save(tmp_path))
-    np.testing.assert_allclose(back.object_probs(d), rec.object_probs(d), atol=1e-4)
-    meta = PresenceRecogniser.from_meta(json.loads(json.dumps(rec.to_meta())))
-    np.testing.assert_allclose(meta.object_probs(d), rec.object_probs(d), atol=1e-3)
+def test_factorised_recogniser_refuses_bad_inputs():
+    rec = PresenceRecogniser.fit(*_training_points(), VOCAB, steps=5, hidden=4, inputs=FACTORISED)
     with pytest.raises(ValueError, match="descriptor groups"):
-        PresenceRecogniser(VOCAB, rec.heads, inputs={**inputs, "colour": ["hue"]}, trunks=rec.trunks)
+        PresenceRecogniser(VOCAB, rec.heads, inputs={**FACTORISED, "colour": ["hue"]}, trunks=rec.trunks)
+    with pytest.raises(ValueError, match="hidden layer per attribute"):
+        PresenceRecogniser(VOCAB, rec.heads, inputs=FACTORISED)
     with pytest.raises(ValueError, match="hidden > 0"):
-        PresenceRecogniser.fit(*_training_points(), VOCAB, steps=5, inputs=inputs)
+        PresenceRecogniser.fit(*_training_points(), VOCAB, steps=5, inputs=FACTORISED)
 
 
 def test_presence_calibration_reads_factorised_inputs():

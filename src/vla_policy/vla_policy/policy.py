@@ -449,8 +449,13 @@ class PresenceRecogniser:
 
     ``known``: the vocabulary objects the heads saw labelled points of. An instruction describing
     any other object cannot be judged (:meth:`judges`): the heads have never seen what it looks like
-    (on the unseen benchmark split they refused 8 of 20 present targets), so the policy neither
-    refuses nor re-weights for it. None = every object counts as known.
+    (on the unseen benchmark split they refused 8 of 20 present targets), so the policy never
+    refuses it, and locates it by the :attr:`attributes` recogniser when there is one
+    (:meth:`referent_probs`). None = every object counts as known.
+
+    Factorised form (``inputs`` + ``trunks``): each attribute reads only its own descriptor groups
+    (:data:`DESCRIPTOR_GROUPS`) through a hidden layer of its own; the shipped attribute recogniser
+    reads colour from the colour statistics and shape and category from the geometry.
     """
 
     ATTRS = ("colour", "shape", "category")
@@ -474,6 +479,8 @@ class PresenceRecogniser:
             if not groups or set(groups) - set(DESCRIPTOR_GROUPS):
                 raise ValueError(f"descriptor groups must be a non-empty subset of {DESCRIPTOR_GROUPS}, "
                                  f"got {groups}")
+        if inputs is not None and set(trunks or {}) != set(self.ATTRS):
+            raise ValueError(f"per-attribute inputs need a hidden layer per attribute {self.ATTRS}")
         self.inputs = None if inputs is None else {a: list(inputs[a]) for a in self.ATTRS}
         self.trunks = trunks
         # the recogniser of objects this one does not know (:meth:`referent_probs`), or None
