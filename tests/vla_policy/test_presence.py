@@ -410,3 +410,22 @@ def test_attribute_recogniser_judges_the_objects_the_heads_do_not_know(tmp_path)
     np.testing.assert_allclose(meta.referent_probs(d, duck), known.referent_probs(d, duck), atol=1e-3)
     known.attributes = None  # saving without one removes the companion files
     assert PresenceRecogniser.load(known.save(tmp_path)).attributes is None
+
+
+def test_a_true_instruction_counts_only_where_its_target_is_in_the_stored_cloud():
+    """Calibration positives: a target with (almost) no points in the stored cloud cannot be
+    recognised, so it does not count as a present target (train.target_visible)."""
+    from vla_policy.train import target_visible
+
+    xyz, rgb, f, _ = _object_scene([(TALL, (0.45, -0.08), RED_MUG)])
+    mug_box = [[0.41, -0.12, -0.01], [0.49, -0.04, 0.12]]
+    elsewhere = [[0.1, 0.3, -0.01], [0.15, 0.35, 0.12]]
+
+    def sample(target, box):
+        return {"xyz": xyz, "rgb": rgb, "features": f,
+                "meta": {"target": target, "object_aabbs": {target: box}}}
+
+    assert target_visible(sample("red mug", mug_box), NAMES)
+    assert not target_visible(sample("red mug", elsewhere), NAMES)  # its box holds no cloud point
+    assert not target_visible(sample("red mug", mug_box), NAMES, min_points=10 ** 6)
+    assert target_visible({"xyz": xyz, "rgb": rgb, "features": f, "meta": {"target": "red mug"}}, NAMES)

@@ -56,6 +56,7 @@ from vla_policy.train import (
     heldout_samples,
     presence_pairs,
     roc_auc,
+    target_visible,
 )
 
 
@@ -80,7 +81,10 @@ def cached_heldout(split: str, seeds: range, cache: Path | None) -> list[dict[st
 
 def heldout_presence(rec: PresenceRecogniser, threshold: float, samples: list[dict[str, Any]],
                      seed: int = 0) -> dict[str, float]:
-    """TPR / TNR / AUC of ``rec`` at ``threshold`` on samples it was not fitted on (strict negatives)."""
+    """TPR / TNR / AUC of ``rec`` at ``threshold`` on samples it was not fitted on (strict negatives).
+
+    True instructions count where their target is in the stored cloud (``train.target_visible``).
+    """
     vocab = rec.vocabulary
     usable = [s for s in samples if s["meta"].get("scene_objects") and s["meta"].get("target")]
     pairs = [p for p in presence_pairs(usable, vocab, np.random.default_rng(seed)) if p[2]]
@@ -90,7 +94,9 @@ def heldout_presence(rec: PresenceRecogniser, threshold: float, samples: list[di
         v = rec.presence(desc[id(s)], instruction_referents(text, vocab, kind))
         return float("inf") if v is None else v
 
-    pos = np.array([score(s, s["meta"]["instruction"], s["meta"].get("task", "grasp")) for s in usable])
+    names = [v["name"] for v in vocab]
+    pos = np.array([score(s, s["meta"]["instruction"], s["meta"].get("task", "grasp")) for s in usable
+                    if target_visible(s, names)])  # as in calibrate_presence
     neg = np.array([score(s, o["meta"]["instruction"], s["meta"].get("task", "grasp"))
                     for s, o, _, _ in pairs])
     return {"tpr": float((pos >= threshold).mean()), "tnr": float((neg < threshold).mean()),
@@ -136,13 +142,20 @@ def heldout_grounding(rec: PresenceRecogniser, samples: list[dict[str, Any]], to
 
 
 def install(rec: PresenceRecogniser, cal: dict[str, Any]) -> list[str]:
-    """Ship ``rec`` as ``checkpoints/presence`` and its calibration into every checkpoint using it."""
-    rec.save(CHECKPOINT_DIR / "presence")
+    """Ship ``rec`` as ``checkpoints/presence`` and its calibration into every checkpoint using it.
+
+    The shipped attribute recogniser (objects the heads do not know) stays with the new heads; the
+    ``combined_*`` numbers, measured with the old heads, are dropped.
+    """
+    shipped = CHECKPOINT_DIR / "presence"
+    if rec.attributes is None and (shipped / f"{PresenceRecogniser.ATTRIBUTES_STEM}.json").exists():
+        rec.attributes = PresenceRecogniser.load(shipped, PresenceRecogniser.ATTRIBUTES_STEM)
+    rec.save(shipped)
     done = []
     for cfg_file in sorted(CHECKPOINT_DIR.glob("*/config.json")):
         blob = json.loads(cfg_file.read_text())
         if blob.get("meta", {}).get("presence_recogniser") == "../presence":
-            for k in [k for k in blob["meta"] if k.startswith("presence_")]:  # no stale numbers
+            for k in [k for k in blob["meta"] if k.startswith(("presence_", "combined_"))]:  # stale numbers
                 del blob["meta"][k]
             blob["meta"].update({k: v for k, v in cal.items()
                                  if k.startswith("presence_") or k == "calibration"})
