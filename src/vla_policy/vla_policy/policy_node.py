@@ -95,6 +95,8 @@ from vla_policy.policy import InstructionError, check_instruction, clip_weights_
 
 NODE = "policy"
 EXECUTOR_NODE = "executor"  # the node whose motion_started / motion_done bracket an arm motion
+
+
 @dataclass
 class _Task:
     """A running task: the shared task core (stages, attempts, exclusions, outcome) + transport state."""
