@@ -520,13 +520,18 @@ class PresenceRecogniser:
         return cls(vocabulary, heads, known=known)
 
     @classmethod
-    def _fit_mlp(cls, xn, mu, sd, labels, vocabulary, steps, lr, weight_decay, seed, hidden):
+    def _fit_mlp(cls, xn, mu, sd, labels, vocabulary, steps, lr, weight_decay, seed, hidden, attrs=None):
+        """One ReLU layer under the heads of ``attrs`` (default all), trained jointly (minibatch Adam).
+
+        The standardisation (mu, sd) of ``xn`` is folded into the layer.
+        """
+        attrs = cls.ATTRS if attrs is None else attrs
         torch.manual_seed(seed)
-        classes = {a: sorted({v[a] for v in vocabulary}) for a in cls.ATTRS}
+        classes = {a: sorted({v[a] for v in vocabulary}) for a in attrs}
         ys = {a: torch.as_tensor([classes[a].index(vocabulary[int(j)][a]) for j in labels], dtype=torch.long)
-              for a in cls.ATTRS}
+              for a in attrs}
         layer = torch.nn.Linear(xn.shape[1], hidden)
-        lins = {a: torch.nn.Linear(hidden, len(classes[a])) for a in cls.ATTRS}
+        lins = {a: torch.nn.Linear(hidden, len(classes[a])) for a in attrs}
         params = list(layer.parameters()) + [p for lin in lins.values() for p in lin.parameters()]
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
         gen = torch.Generator().manual_seed(seed)
@@ -535,42 +540,25 @@ class PresenceRecogniser:
             sel = torch.randint(len(xn), (batch,), generator=gen)
             opt.zero_grad()
             h = torch.relu(layer(xn[sel]))  # (B, H)
-            sum(torch.nn.functional.cross_entropy(lins[a](h), ys[a][sel]) for a in cls.ATTRS).backward()
+            sum(torch.nn.functional.cross_entropy(lins[a](h), ys[a][sel]) for a in attrs).backward()
             opt.step()
         w = layer.weight.detach() / sd  # standardisation folded into the hidden layer
         b = layer.bias.detach() - w @ mu
         trunk = (w.numpy().astype(np.float64), b.numpy().astype(np.float64))
         heads = {a: (lins[a].weight.detach().numpy().astype(np.float64),
-                     lins[a].bias.detach().numpy().astype(np.float64), classes[a]) for a in cls.ATTRS}
+                     lins[a].bias.detach().numpy().astype(np.float64), classes[a]) for a in attrs}
         return trunk, heads
 
     @classmethod
     def _fit_factorised(cls, x, labels, vocabulary, steps, lr, weight_decay, seed, hidden, inputs):
-        """One ReLU layer + head per attribute over its descriptor columns (minibatch Adam)."""
+        """Per attribute, :meth:`_fit_mlp` of its head alone over its descriptor columns."""
         heads, trunks = {}, {}
         for a in cls.ATTRS:
-            cols = torch.as_tensor(descriptor_columns(inputs[a], x.shape[1]))
-            xa = x[:, cols]  # (M, F_a)
+            xa = x[:, torch.as_tensor(descriptor_columns(inputs[a], x.shape[1]))]  # (M, F_a)
             mu, sd = xa.mean(0), xa.std(0) + 1e-6
-            xn = (xa - mu) / sd
-            classes = sorted({v[a] for v in vocabulary})
-            y = torch.as_tensor([classes.index(vocabulary[int(j)][a]) for j in labels], dtype=torch.long)
-            torch.manual_seed(seed)
-            layer, lin = torch.nn.Linear(xn.shape[1], hidden), torch.nn.Linear(hidden, len(classes))
-            opt = torch.optim.Adam(list(layer.parameters()) + list(lin.parameters()), lr=lr,
-                                   weight_decay=weight_decay)
-            gen = torch.Generator().manual_seed(seed)
-            batch = min(len(xn), MLP_BATCH)
-            for _ in range(steps):
-                sel = torch.randint(len(xn), (batch,), generator=gen)
-                opt.zero_grad()
-                torch.nn.functional.cross_entropy(lin(torch.relu(layer(xn[sel]))), y[sel]).backward()
-                opt.step()
-            w = layer.weight.detach() / sd  # standardisation folded into the hidden layer
-            b = layer.bias.detach() - w @ mu
-            trunks[a] = (w.numpy().astype(np.float64), b.numpy().astype(np.float64))
-            heads[a] = (lin.weight.detach().numpy().astype(np.float64),
-                        lin.bias.detach().numpy().astype(np.float64), classes)
+            trunks[a], head = cls._fit_mlp((xa - mu) / sd, mu, sd, labels, vocabulary, steps, lr,
+                                           weight_decay, seed, hidden, attrs=(a,))
+            heads[a] = head[a]
         return heads, trunks
 
     def judges(self, referents: list[int]) -> bool:

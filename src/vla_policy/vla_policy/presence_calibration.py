@@ -88,15 +88,15 @@ def heldout_presence(rec: PresenceRecogniser, threshold: float, samples: list[di
     vocab = rec.vocabulary
     usable = [s for s in samples if s["meta"].get("scene_objects") and s["meta"].get("target")]
     pairs = [p for p in presence_pairs(usable, vocab, np.random.default_rng(seed)) if p[2]]
-    desc = {id(s): presence_descriptors(s["xyz"], s.get("rgb"), s["features"])[1] for s in usable}
+    desc = {id(s): presence_descriptors(s["xyz"], s.get("rgb"), s["features"]) for s in usable}
 
     def score(s: dict[str, Any], text: str, kind: str) -> float:
-        v = rec.presence(desc[id(s)], instruction_referents(text, vocab, kind))
+        v = rec.presence(desc[id(s)][1], instruction_referents(text, vocab, kind))
         return float("inf") if v is None else v
 
     names = [v["name"] for v in vocab]
     pos = np.array([score(s, s["meta"]["instruction"], s["meta"].get("task", "grasp")) for s in usable
-                    if target_visible(s, names)])  # as in calibrate_presence
+                    if target_visible(s, names, idx=desc[id(s)][0])])  # as in calibrate_presence
     neg = np.array([score(s, o["meta"]["instruction"], s["meta"].get("task", "grasp"))
                     for s, o, _, _ in pairs])
     return {"tpr": float((pos >= threshold).mean()), "tnr": float((neg < threshold).mean()),
@@ -151,17 +151,8 @@ def install(rec: PresenceRecogniser, cal: dict[str, Any]) -> list[str]:
     if rec.attributes is None and (shipped / f"{PresenceRecogniser.ATTRIBUTES_STEM}.json").exists():
         rec.attributes = PresenceRecogniser.load(shipped, PresenceRecogniser.ATTRIBUTES_STEM)
     rec.save(shipped)
-    done = []
-    for cfg_file in sorted(CHECKPOINT_DIR.glob("*/config.json")):
-        blob = json.loads(cfg_file.read_text())
-        if blob.get("meta", {}).get("presence_recogniser") == "../presence":
-            for k in [k for k in blob["meta"] if k.startswith(("presence_", "combined_"))]:  # stale numbers
-                del blob["meta"][k]
-            blob["meta"].update({k: v for k, v in cal.items()
-                                 if k.startswith("presence_") or k == "calibration"})
-            blob["meta"]["presence_recogniser"] = "../presence"
-            cfg_file.write_text(json.dumps(blob, indent=2))
-            done.append(cfg_file.parent.name)
+    done = _rewrite_metas(("presence_", "combined_"),
+                          {k: v for k, v in cal.items() if k.startswith("presence_") or k == "calibration"})
     print(f"installed into {', '.join(done)}")
     return done
 
@@ -174,16 +165,27 @@ def install_attributes(combined: PresenceRecogniser, cal: dict[str, Any]) -> lis
     ``combined_*`` entries.
     """
     combined.save(CHECKPOINT_DIR / "presence")
+    prefixes = ("attributes_", "combined_")
+    done = _rewrite_metas(prefixes, {k: v for k, v in cal.items() if k.startswith(prefixes)})
+    print(f"attribute recogniser installed for {', '.join(done)}")
+    return done
+
+
+def _rewrite_metas(stale: tuple[str, ...], entries: dict[str, Any]) -> list[str]:
+    """Drop the keys starting with ``stale`` and add ``entries``, in every shipped checkpoint's meta.
+
+    Only checkpoints using ``checkpoints/presence``; returns their names.
+    """
     done = []
     for cfg_file in sorted(CHECKPOINT_DIR.glob("*/config.json")):
         blob = json.loads(cfg_file.read_text())
         if blob.get("meta", {}).get("presence_recogniser") == "../presence":
-            for k in [k for k in blob["meta"] if k.startswith(("attributes_", "combined_"))]:
+            for k in [k for k in blob["meta"] if k.startswith(stale)]:
                 del blob["meta"][k]
-            blob["meta"].update({k: v for k, v in cal.items() if k.startswith(("attributes_", "combined_"))})
+            blob["meta"].update(entries)
+            blob["meta"]["presence_recogniser"] = "../presence"  # (a "presence_" key: dropped above)
             cfg_file.write_text(json.dumps(blob, indent=2))
             done.append(cfg_file.parent.name)
-    print(f"attribute recogniser installed for {', '.join(done)}")
     return done
 
 
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.as_attributes:
         if shipped is None:
             raise SystemExit("--as-attributes needs a shipped presence recogniser to attach to")
-        combined = PresenceRecogniser.load(CHECKPOINT_DIR / "presence")
+        combined = shipped  # the policy's recogniser, loaded from checkpoints/presence
         combined.attributes = rec
         # what the policy uses from now on: the shipped heads for objects they know, these for the rest
         for split, samples_ in (("seen", held), ("unseen", held_unseen), ("place", held_place)):

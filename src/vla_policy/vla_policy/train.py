@@ -182,12 +182,13 @@ def _presence_labels(xyz: np.ndarray, idx: np.ndarray, aabbs: dict[str, list], n
 MIN_VISIBLE_TARGET_POINTS = 20  # labelled points of its target a stored cloud needs for a true instruction
 
 
-def target_visible(sample: dict[str, Any], names: list[str], min_points: int = MIN_VISIBLE_TARGET_POINTS
-                   ) -> bool:
+def target_visible(sample: dict[str, Any], names: list[str], min_points: int = MIN_VISIBLE_TARGET_POINTS,
+                   idx: np.ndarray | None = None) -> bool:
     """Whether the sample's target has ``min_points`` object points in its stored cloud.
 
-    Points are the object points of :func:`policy.presence_descriptors` labelled by the AABBs of
-    the meta (training metadata); a sample without AABBs counts as visible (nothing to check).
+    Points are the object points of :func:`policy.presence_descriptors` (``idx``: their indices
+    when the caller has them already) labelled by the AABBs of the meta (training metadata); a
+    sample without AABBs counts as visible (nothing to check).
     """
     from vla_policy.policy import presence_descriptors
 
@@ -195,7 +196,8 @@ def target_visible(sample: dict[str, Any], names: list[str], min_points: int = M
     target = sample["meta"].get("target")
     if not aabbs or target not in names:
         return True
-    idx, _ = presence_descriptors(sample["xyz"], sample.get("rgb"), sample["features"])
+    if idx is None:
+        idx, _ = presence_descriptors(sample["xyz"], sample.get("rgb"), sample["features"])
     lab = _presence_labels(sample["xyz"], idx, aabbs, names)
     return int((lab == names.index(target)).sum()) >= min_points
 
@@ -294,8 +296,8 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
 
     fit = [s for s in (fit_samples if fit_samples is not None else samples) if s["meta"].get("object_aabbs")]
     scorers: dict[int, Any] = {}
+    desc: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(sample) -> presence_descriptors of its cloud
     if len(fit) >= 20:
-        desc = {}
         for s in fit + usable:
             if id(s) not in desc:
                 desc[id(s)] = presence_descriptors(s["xyz"], s.get("rgb"), s["features"])
@@ -339,7 +341,7 @@ def calibrate_presence(policy: Policy, samples: list[dict[str, Any]], seed: int 
     # its points or none (occluded, or left out by the object-biased sub-sample) nothing can be
     # recognised, and such samples (67 of 384 judged ones in data/grasp_v4, accepted 0.37 against
     # 0.965 for the rest) dragged the threshold that accepts 0.97 down to 0.004
-    visible = [s for s in usable if target_visible(s, names)]
+    visible = [s for s in usable if target_visible(s, names, idx=desc[id(s)][0] if id(s) in desc else None)]
     pos = {id(s): score(s, s["meta"]["instruction"], s["meta"].get("task", "grasp")) for s in visible}
     neg = np.array([score(s, o["meta"]["instruction"], s["meta"].get("task", "grasp"))
                     for s, o, _, _ in pairs])
