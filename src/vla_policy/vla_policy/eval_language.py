@@ -80,26 +80,31 @@ def cases(vocabulary: list[dict[str, str]], n_per_family: int = 400, seed: int =
         out.append({**base, "set": "templated", "kind": "place", "object": None,
                     "text": rng.choice(PLACE_TEMPLATES).format(relation=rel, reference=ref_phrase)})
         for name, phr in (("heldout", held), ("heldout_b", held["set_b"]), ("heldout_c", held["set_c"])):
-            out.append({**base, "set": name, "kind": "grasp", "determiner": "the",  # "the {object}"
-                        "text": rng.choice(phr["grasp"]).format(object=phrase)})
-            out.append({**base, "set": name, "kind": "place", "object": None,
-                        "text": rng.choice(phr["place"]).format(relation=surface, reference=ref_phrase)})
-            out.append({**base, "set": name, "kind": "pickplace", "object": o["name"], "determiner": "the",
-                        "text": rng.choice(phr["pickplace"]).format(object=o["name"], relation=surface,
-                                                                    reference=ref_phrase)})
+            out += _heldout_cases({**base, "set": name}, phr, rng, surface)
         out.append({**base, "set": "templated", "kind": "pickplace", "object": o["name"], "determiner": "the",
                     "text": rng.choice(PICKPLACE_TEMPLATES).format(name=o["name"], relation=rel,
                                                                    reference=ref_phrase)})
-        d = held["set_d"]
-        surface_d = rng_d.choice(held["relations"][rel])
-        out.append({**base, "set": "heldout_d", "kind": "grasp", "determiner": "the",
-                    "text": rng_d.choice(d["grasp"]).format(object=phrase)})
-        out.append({**base, "set": "heldout_d", "kind": "place", "object": None,
-                    "text": rng_d.choice(d["place"]).format(relation=surface_d, reference=ref_phrase)})
-        out.append({**base, "set": "heldout_d", "kind": "pickplace", "object": o["name"], "determiner": "the",
-                    "text": rng_d.choice(d["pickplace"]).format(object=o["name"], relation=surface_d,
-                                                                reference=ref_phrase)})
+        out += _heldout_cases({**base, "set": "heldout_d"}, held["set_d"], rng_d,
+                              rng_d.choice(held["relations"][rel]))
     return out
+
+
+def _heldout_cases(base: dict[str, Any], phr: dict[str, list[str]], rng: random.Random,
+                   surface: str) -> list[dict[str, Any]]:
+    """A draw's grasp, place and pick-and-place, each said with a phrasing of the held-out set ``phr``.
+
+    ``base``: the draw's slots (``object`` phrase, ``target`` name, ``reference``...) and ``set``;
+    ``surface``: the relation's held-out surface form.
+    """
+    return [
+        {**base, "kind": "grasp", "determiner": "the",  # "the {object}"
+         "text": rng.choice(phr["grasp"]).format(object=base["object"])},
+        {**base, "kind": "place", "object": None,
+         "text": rng.choice(phr["place"]).format(relation=surface, reference=base["reference"])},
+        {**base, "kind": "pickplace", "object": base["target"], "determiner": "the",
+         "text": rng.choice(phr["pickplace"]).format(object=base["target"], relation=surface,
+                                                     reference=base["reference"])},
+    ]
 
 
 def _expected_stages(c: dict[str, Any]) -> list[tuple[str, str]]:
