@@ -103,28 +103,6 @@ def test_grasp_runs_to_completion_and_verifies_width(model, checker):
     assert core.state is State.IDLE
 
 
-def test_open_gripper_is_not_waited_for(model, checker):
-    """A gripper that already measures open and still: the approach starts with the open command."""
-    core = ExecutionCore(model, BuiltinBackend(model, checker))
-    arm = FakeArm(model, width_on_close=0.04)
-    arm.width = 0.085
-    for t in (0.0, 0.1, 0.2, 0.3):
-        core.on_joint_state(t, *arm.joint_state(t))
-    out = core.request(0.3, "grasp", down(0.5, 0.0, 0.03))
-    assert [type(c) for c in out] == [Status, SendGripper, SendTrajectory] and out[1].value == 1.0
-    arm.apply(0.3, out)
-    done = statuses(run(core, arm, 0.32, 60.0), "motion_done")
-    assert len(done) == 1 and done[0].fields["success"] is True
-    # still opening (moving) or short of open: the open step is waited for as before
-    core2 = ExecutionCore(model, BuiltinBackend(model, checker))
-    arm2 = FakeArm(model, width_on_close=0.04)
-    for t, w in ((0.0, 0.06), (0.1, 0.07), (0.2, 0.08), (0.3, 0.085)):
-        arm2.width = w
-        core2.on_joint_state(t, *arm2.joint_state(t))
-    out2 = core2.request(0.3, "grasp", down(0.5, 0.0, 0.03))
-    assert [type(c) for c in out2] == [Status, SendGripper]
-
-
 def test_empty_grasp_reports_failure(model, checker):
     core = ExecutionCore(model, BuiltinBackend(model, checker))
     arm = FakeArm(model, width_on_close=0.0)

@@ -98,9 +98,6 @@ class ExecutionParams:
         gripper_settle_m: see above.
         gripper_min_time_s: minimum time after a gripper command before checking it settled.
         gripper_timeout_s: give up waiting for the gripper after this.
-        gripper_open_tolerance_m: an "open" step whose gripper already measures within this of its
-            open width, and has been still for ``gripper_settle_s``, is sent but not waited for
-            (the open width is reached; waiting ``gripper_min_time_s`` would only delay the arm).
     """
 
     goal_tolerance_rad: float = 0.02
@@ -110,7 +107,6 @@ class ExecutionParams:
     gripper_settle_m: float = 0.0005
     gripper_min_time_s: float = 0.3
     gripper_timeout_s: float = 2.5
-    gripper_open_tolerance_m: float = 0.002
 
 
 class ExecutionCore:
@@ -312,10 +308,6 @@ class ExecutionCore:
             step = self._steps[0]
             self._step_started = t_s
             if isinstance(step, GripperAction):
-                if step.open and self._gripper_open_and_still(t_s):
-                    out.append(SendGripper(1.0))  # already there: command it, do not wait for it
-                    self._steps.pop(0)
-                    continue
                 self._step_deadline = t_s + self.params.gripper_timeout_s
                 return out + [SendGripper(1.0 if step.open else 0.0)]
             if isinstance(step, Segment):
@@ -350,14 +342,6 @@ class ExecutionCore:
         if np.abs(self.q - self._goal).max() > self.params.goal_tolerance_rad:
             return False
         return self.qd is None or np.abs(self.qd).max() < self.params.still_velocity_rad_s
-
-    def _gripper_open_and_still(self, t_s: float) -> bool:
-        """The measured gripper is at its open width and has not moved over the last settle window."""
-        p = self.params
-        opened = float(self.model.gripper.get("open_width_m", self.model.gripper.get("stroke_m", 0.0)))
-        window = [w for t, w in self._width_hist if t >= t_s - p.gripper_settle_s]
-        return (len(window) >= 2 and opened > 0.0 and min(window) >= opened - p.gripper_open_tolerance_m
-                and max(window) - min(window) < p.gripper_settle_m)
 
     def _gripper_settled(self, t_s: float) -> bool:
         p = self.params
