@@ -48,9 +48,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from vla_policy.trainer import TrainerConfig, fit
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT = Path(__file__).parent / "checkpoints" / "grasp_prior"
+SCENES_PER_STEP = 16  # training batch: every labelled candidate of this many scenes
 CONFIG_NAME = "prior_config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "vla_grasp_prior/1"
@@ -476,33 +479,42 @@ def train(data: Path, out: Path, epochs: int = 200, lr: float = 2e-3, val_frac: 
     val = [scenes[i] for i in order[:n_val]]
     tr = [scenes[i] for i in order[n_val:]]
     net = GraspPriorNet(cfg)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     ytr = np.concatenate([s["y"] for s in tr])
     loss_fn = nn.BCEWithLogitsLoss()  # unweighted: the outputs stay calibrated lift probabilities
     vp, vg, vy = _batch(val, rng, cfg.points, augment=False)
-    history = []
+    history: list[dict[str, Any]] = []
     best: tuple[float, dict] | None = None
-    for ep in range(epochs):
-        net.train()
-        perm = rng.permutation(len(tr))
-        tot = 0.0
-        for b in range(0, len(perm), 16):  # 16 scenes per step
-            p, g, y = _batch([tr[i] for i in perm[b:b + 16]], rng, cfg.points, augment=True)
-            loss = loss_fn(net(p, g), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            tot += loss.item() * len(y)
-        net.eval()
+    per_epoch = -(-len(tr) // SCENES_PER_STEP)  # steps per pass over the training scenes
+    run: dict[str, Any] = {"perm": None, "tot": 0.0}
+
+    def step_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        b = step % per_epoch
+        if b == 0:  # a new pass
+            net.train()
+            run["perm"], run["tot"] = rng.permutation(len(tr)), 0.0
+        chunk = run["perm"][b * SCENES_PER_STEP:(b + 1) * SCENES_PER_STEP]
+        p, g, y = _batch([tr[i] for i in chunk], rng, cfg.points, augment=True)
+        loss = loss_fn(net(p, g), y)
+        return loss, {"loss_sum": loss.item() * len(y)}
+
+    def on_step(step: int, logs: dict[str, float]) -> None:
+        nonlocal best
+        run["tot"] += logs["loss_sum"]
+        if step % per_epoch:
+            return
+        net.eval()  # the end of a pass: validation, best state by val BCE
         with torch.no_grad():
             vl = net(vp, vg)
             vloss = float(nn.functional.binary_cross_entropy_with_logits(vl, vy))
         m = _ranking_metrics(vl.numpy(), val)
-        row = {"epoch": ep, "train_loss": tot / len(ytr), "val_bce": vloss, **m}
+        row = {"epoch": step // per_epoch - 1, "train_loss": run["tot"] / len(ytr), "val_bce": vloss, **m}
         history.append(row)
         if best is None or vloss < best[0]:
             best = (vloss, {k: v.clone() for k, v in net.state_dict().items()})
         logger.info("%s", json.dumps(row))
+
+    fit(net.parameters(), step_loss, TrainerConfig(steps=epochs * per_epoch, lr=lr, weight_decay=1e-4,
+                                                   optimizer="adamw", seed=seed), on_step=on_step)
     assert best is not None
     net.load_state_dict(best[1])
     cfg.meta = {"train_scenes": len(tr), "val_scenes": len(val), "train_grasps": int(len(ytr)),

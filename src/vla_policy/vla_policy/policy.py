@@ -68,6 +68,7 @@ from vla_policy.priors import (
     relation_mask,
     support_plane,
 )
+from vla_policy.trainer import TrainerConfig, fit
 
 PRESENCE_TOPK = 8
 PRESENCE_POINTS = 1536  # clouds are sub-sampled like the training shards (collect.STORE_POINTS)
@@ -533,15 +534,15 @@ class PresenceRecogniser:
         layer = torch.nn.Linear(xn.shape[1], hidden)
         lins = {a: torch.nn.Linear(hidden, len(classes[a])) for a in attrs}
         params = list(layer.parameters()) + [p for lin in lins.values() for p in lin.parameters()]
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
         gen = torch.Generator().manual_seed(seed)
         batch = min(len(xn), MLP_BATCH)
-        for _ in range(steps):  # minibatches: a calibration set holds ~10^5-10^6 object points
+
+        def step_loss(step: int) -> torch.Tensor:  # minibatches: a calibration set holds ~10^5-10^6 points
             sel = torch.randint(len(xn), (batch,), generator=gen)
-            opt.zero_grad()
             h = torch.relu(layer(xn[sel]))  # (B, H)
-            sum(torch.nn.functional.cross_entropy(lins[a](h), ys[a][sel]) for a in attrs).backward()
-            opt.step()
+            return sum(torch.nn.functional.cross_entropy(lins[a](h), ys[a][sel]) for a in attrs)
+
+        fit(params, step_loss, TrainerConfig(steps=steps, lr=lr, weight_decay=weight_decay, seed=seed))
         w = layer.weight.detach() / sd  # standardisation folded into the hidden layer
         b = layer.bias.detach() - w @ mu
         trunk = (w.numpy().astype(np.float64), b.numpy().astype(np.float64))
@@ -573,11 +574,8 @@ class PresenceRecogniser:
             y = torch.as_tensor([classes.index(vocabulary[int(j)][a]) for j in labels], dtype=torch.long)
             torch.manual_seed(seed)
             lin = torch.nn.Linear(xn.shape[1], len(classes))
-            opt = torch.optim.Adam(lin.parameters(), lr=lr, weight_decay=weight_decay)
-            for _ in range(steps):
-                opt.zero_grad()
-                torch.nn.functional.cross_entropy(lin(xn), y).backward()
-                opt.step()
+            fit(lin.parameters(), lambda step, lin=lin, y=y: torch.nn.functional.cross_entropy(lin(xn), y),
+                TrainerConfig(steps=steps, lr=lr, weight_decay=weight_decay, seed=seed))  # full batch
             w = lin.weight.detach() / sd  # fold the standardisation in: W (x - mu) / sd + b
             b = lin.bias.detach() - w @ mu
             heads[a] = (w.numpy().astype(np.float64), b.numpy().astype(np.float64), classes)

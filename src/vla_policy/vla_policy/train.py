@@ -6,22 +6,28 @@ Usage::
     vla train --variant SR --data data/grasp data/place --out runs/SR
     torchrun --nproc-per-node 4 -m vla_policy.train --variant SR --data data/grasp --out runs/SR
 
-Adam, lr 1e-4, batch 32 (SR paper Sec. 4), cross-entropy against the expert's candidate plus the
-variant's auxiliary losses (model.py). Samples are split into train / validation by episode, so
-validation scenes are never trained on. Written under ``--out``:
+Adam (the SR paper, Sec. 4, uses lr 1e-4 and batch 32; the defaults here, lr 5e-4 and batch 8,
+are the settings of the shipped checkpoints), a fixed number of optimiser steps (``--steps``) through
+the package's one training loop (``trainer.fit``), seeded; cross-entropy against the expert's
+candidate plus the variant's auxiliary losses (model.py). Samples are split into train /
+validation by episode, so validation scenes are never trained on. Written under ``--out``:
 
-* ``metrics.jsonl``: one JSON object per logged step (train losses) and per epoch (validation);
+* ``metrics.jsonl``: one JSON object per logged step (train losses) and per validation
+  (every ``--eval-every`` steps and after the last);
 * ``loss.png``: the loss / accuracy curves;
 * ``last/`` and ``best/``: policy checkpoints (``config.json`` + fp16 ``model.safetensors``; ``best``
   by validation accuracy), loadable with ``Policy.load``;
-* ``training_state.pt``: model, optimiser, step, epoch and RNG states for ``--resume`` (loaded with
-  ``torch.load(weights_only=True)``).
+* ``training_state.pt``: model, optimiser, step, the pass's sample order and RNG states, from which
+  a rerun with the same ``--out`` resumes (loaded with ``torch.load(weights_only=True)``); a larger
+  ``--steps`` continues a finished run.
 
 After training, the target-not-found threshold is calibrated on the validation split (true
 instruction vs an instruction naming an object absent from the scene; balanced accuracy) and
 stored in ``best/config.json`` (``meta.presence_threshold``); when the calibration's balanced accuracy
 is below ``MIN_PRESENCE_BALANCED_ACC`` the threshold stays None (an unreliable detector would
-refuse real targets) and the reason is recorded.
+refuse real targets) and the reason is recorded. ``--presence-from SR`` instead copies the grounding
+of an installed checkpoint (the shared presence and attribute recognisers, threshold, grounding
+weight): how the shipped variants are retrained without a recogniser of their own.
 
 Distributed: when ``WORLD_SIZE`` is set (torchrun), the process group is initialised (``nccl`` on
 CUDA, else ``gloo``), each rank trains on its shard of every batch and the model is wrapped in DDP;
@@ -34,7 +40,9 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +52,15 @@ import torch
 from vla_policy.configuration import VARIANTS, PolicyConfig
 from vla_policy.data import collate, load_samples, pose_distance
 from vla_policy.model import PolicyModel
-from vla_policy.policy import Policy
+from vla_policy.policy import CHECKPOINT_DIR, Policy
+from vla_policy.trainer import TrainerConfig, fit, make_optimizer
 
 logger = logging.getLogger(__name__)
 ON_TARGET_MARGIN_M = 0.01  # a grasp "on the target" lies in its AABB grown by this (gripper reach)
 MIN_PRESENCE_BALANCED_ACC = 0.75  # below this the target-not-found threshold is not enabled
+GRAD_CLIP = 1.0  # global gradient-norm clip of every policy step
+# meta entries that belong to the grounding shared by the installed checkpoints, not to a policy's weights
+GROUNDING_META_PREFIXES = ("presence_", "attributes_", "combined_", "grounding_")
 
 
 def split_by_episode(samples: list[dict[str, Any]], val_frac: float, seed: int = 0):
@@ -432,109 +444,198 @@ def _parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Run training as configured by the parsed command line; returns the final summary."""
+@dataclass(frozen=True)
+class TrainRunConfig:
+    """One ``vla train`` run: what to train on, where to write, and the optimisation (:class:`TrainerConfig`).
+
+    ``eval_every`` and ``log_every`` count optimiser steps; validation and a checkpoint also follow
+    the last step. ``presence_from``: copy the grounding entries of that installed checkpoint's meta
+    (the shared presence / attribute recognisers, their thresholds, the grounding weights) into
+    ``best/`` instead of calibrating a recogniser of the run's own.
+    """
+
+    variant: str
+    data: tuple[str, ...]
+    out: str
+    trainer: TrainerConfig
+    batch_size: int = 8
+    val_frac: float = 0.1
+    threads: int = 1
+    log_every: int = 10
+    eval_every: int = 500
+    drop_off_target: bool = False
+    resume: bool = True
+    overrides: tuple[tuple[str, Any], ...] = ()
+    presence_from: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainRunConfig:
+        """The run the parsed ``vla train`` command line describes."""
+        return cls(variant=args.variant, data=tuple(args.data), out=args.out,
+                   trainer=TrainerConfig(steps=args.steps, lr=args.lr, grad_clip=GRAD_CLIP, seed=args.seed),
+                   batch_size=args.batch_size, val_frac=args.val_frac, threads=args.threads,
+                   log_every=args.log_every, eval_every=args.eval_every, drop_off_target=args.drop_off_target,
+                   resume=not args.no_resume,
+                   overrides=tuple(_parse_overrides(args.set).items()), presence_from=args.presence_from)
+
+
+def grounding_meta(checkpoint: str | Path) -> dict[str, Any]:
+    """The grounding entries of an installed checkpoint's meta (the shared recognisers and their numbers).
+
+    A recogniser stored as a directory is given as an absolute path (the copy lives elsewhere).
+    """
+    pol = Policy.load(checkpoint)
+    out = {k: v for k, v in pol.meta.items() if k.startswith(GROUNDING_META_PREFIXES) or k == "calibration"}
+    if isinstance(out.get("presence_recogniser"), str):
+        out["presence_recogniser"] = str((pol.directory / out["presence_recogniser"]).resolve())
+    return out
+
+
+def install_checkpoint(run_checkpoint: str | Path, variant: str) -> Path:
+    """Ship a run's checkpoint as ``checkpoints/<variant>`` (weights, config, the run's ``loss.png``).
+
+    A recogniser the checkpoint takes from ``checkpoints/presence`` is referred to as ``../presence``
+    again, as in the other shipped variants.
+    """
+    src = Path(run_checkpoint)
+    pol = Policy.load(src)
+    if pol.cfg.variant != variant:
+        raise ValueError(f"{src} holds a {pol.cfg.variant} policy, not {variant}")
+    dest = CHECKPOINT_DIR / variant
+    shipped_presence = (CHECKPOINT_DIR / "presence").resolve()
+    if isinstance(pol.meta.get("presence_recogniser"), str) and (
+            pol.directory / pol.meta["presence_recogniser"]).resolve() == shipped_presence:
+        pol.meta["presence_recogniser"] = "../presence"
+    for stale in ("model.safetensors", "config.json"):
+        (dest / stale).unlink(missing_ok=True)
+    pol.save(dest)
+    for extra in ("loss.png",):  # the run's curves sit next to best/ and last/
+        if (src.parent / extra).exists():
+            shutil.copyfile(src.parent / extra, dest / extra)
+    logger.info("installed %s as %s", src, dest)
+    return dest
+
+
+def train(run: TrainRunConfig | argparse.Namespace) -> dict[str, Any]:
+    """Train the policy as ``run`` says (a parsed command line is converted); returns the final summary."""
+    if isinstance(run, argparse.Namespace):
+        run = TrainRunConfig.from_args(run)
+    tcfg = run.trainer
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world > 1:
         import torch.distributed as dist
 
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
+    torch.set_num_threads(run.threads)
+    torch.manual_seed(tcfg.seed)
+    out = Path(run.out)
     samples = []
-    for d in args.data:
+    for d in run.data:
         samples += load_samples(Path(d))
-    if args.drop_off_target:
+    if run.drop_off_target:
         samples = [s for s in samples if not off_target(s)]
-    train_s, val_s = split_by_episode(samples, args.val_frac, args.seed)
+    train_s, val_s = split_by_episode(samples, run.val_frac, tcfg.seed)
     clip_info = {}
-    for d in args.data:
+    for d in run.data:
         info_path = Path(d) / "collect.json"
         if info_path.exists():
             info = json.loads(info_path.read_text())
             clip_info = {"clip": info.get("clip"), "clip_sha256": info.get("clip_sha256")}
     feature_dim = int(samples[0]["features"].shape[1])
-    cfg = PolicyConfig.from_variant(args.variant, feature_dim=feature_dim, lr=args.lr,
-                                    batch_size=args.batch_size, **_parse_overrides(args.set))
+    cfg = PolicyConfig.from_variant(run.variant, feature_dim=feature_dim, lr=tcfg.lr,
+                                    batch_size=run.batch_size, **dict(run.overrides))
     model = PolicyModel(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, epoch, best = 0, 0, -1.0
-    rng = np.random.default_rng(args.seed + rank)
+    tcfg = TrainerConfig(**{**tcfg.to_dict(), "weight_decay": cfg.weight_decay})
+    opt = make_optimizer(model.parameters(), tcfg)
+    n_batches = max(1, len(train_s) // cfg.batch_size)  # per pass over the data (last partial batch dropped)
+    state: dict[str, Any] = {"step": 0, "best": -1.0, "order": None,
+                             "rng": np.random.default_rng(tcfg.seed + rank)}
     state_path = out / "training_state.pt"
-    if state_path.exists() and not args.no_resume:
+    if state_path.exists() and run.resume:
         st = torch.load(state_path, weights_only=True)
-        if st["config"] != cfg.to_dict():
+        same = {**st.get("trainer", {}), "steps": tcfg.steps} == tcfg.to_dict()  # more steps may follow
+        if st["config"] != cfg.to_dict() or not same:
             raise SystemExit(f"{state_path} was written with another config; use a new --out or --no-resume")
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optim"])
-        step, epoch, best = int(st["step"]), int(st["epoch"]), float(st["best"])
+        state.update(step=int(st["step"]), best=float(st["best"]), order=st["order"].numpy())
         torch.set_rng_state(st["torch_rng"])
-        rng = np.random.default_rng(int(st["np_seed"]))
-        logger.info("resumed from %s at step %d (epoch %d)", state_path, step, epoch)
+        state["rng"] = np.random.default_rng(int(st["np_seed"]))
+        logger.info("resumed from %s at step %d", state_path, state["step"])
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "data.json").write_text(json.dumps({"data": [str(d) for d in args.data], "train": len(train_s),
-                                                   "val": len(val_s), "variant": args.variant}, indent=2))
+        (out / "data.json").write_text(json.dumps(
+            {"data": list(run.data), "train": len(train_s), "val": len(val_s), "variant": run.variant,
+             "batches_per_pass": n_batches, "trainer": tcfg.to_dict()}, indent=2))
     metrics = (out / "metrics.jsonl").open("a") if rank == 0 else None
     per_rank = max(1, cfg.batch_size // world)
     t_start = time.perf_counter()
     from tqdm import tqdm
 
-    bar = tqdm(total=args.epochs, initial=epoch, desc=f"train {args.variant}", disable=rank != 0)
-    while epoch < args.epochs:
-        order = rng.permutation(len(train_s))
-        n_batches = max(1, len(order) // cfg.batch_size)
-        acc_log = []
-        for b in range(n_batches):
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size][rank * per_rank:(rank + 1) * per_rank]
-            batch = collate([train_s[i] for i in idx], cfg.num_points, cfg.max_candidates, rng=rng)
-            out_t = net(batch)
-            loss, logs = model.loss(batch, out_t)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
-            acc_log.append(logs)
-            if metrics and step % args.log_every == 0:
-                row = {"split": "train", "step": step, "epoch": epoch,
-                       "time_s": time.perf_counter() - t_start}
-                row.update({k: float(np.mean([lg[k] for lg in acc_log if k in lg])) for k in acc_log[-1]})
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
-                acc_log = []
-        epoch += 1
+    bar = tqdm(total=tcfg.steps, initial=state["step"], desc=f"train {run.variant}", disable=rank != 0,
+               unit="step")
+    acc_log: list[dict[str, float]] = []
+
+    def step_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        b = step % n_batches
+        if b == 0 or state["order"] is None:  # a new pass over the training split
+            state["order"] = state["rng"].permutation(len(train_s))
+        order = state["order"]
+        idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size][rank * per_rank:(rank + 1) * per_rank]
+        batch = collate([train_s[i] for i in idx], cfg.num_points, cfg.max_candidates, rng=state["rng"])
+        loss, logs = model.loss(batch, net(batch))
+        return loss, logs
+
+    def on_step(step: int, logs: dict[str, float]) -> None:
+        state["step"] = step
         bar.update(1)
-        if rank == 0 and (epoch % args.eval_every == 0 or epoch == args.epochs):
-            ev = evaluate(model, val_s or train_s[:64]) if (val_s or train_s) else {}
-            ev.update(split="val", step=step, epoch=epoch, time_s=time.perf_counter() - t_start)
-            metrics.write(json.dumps(ev) + "\n")
+        acc_log.append(logs)
+        epoch = step / n_batches
+        if metrics and step % run.log_every == 0:
+            row = {"split": "train", "step": step, "epoch": round(epoch, 3),
+                   "time_s": time.perf_counter() - t_start}
+            row.update({k: float(np.mean([lg[k] for lg in acc_log if k in lg])) for k in acc_log[-1]})
+            metrics.write(json.dumps(row) + "\n")
             metrics.flush()
-            meta = {**clip_info, "variant": args.variant, "step": step, "epoch": epoch,
-                    "train_samples": len(train_s),
-                    "val_samples": len(val_s),
-                    **{k: ev[k] for k in ("val_acc", "val_near", "val_hit", "val_on_target") if k in ev}}
-            Policy(model, meta).save(out / "last")
-            if ev.get("val_acc", 0.0) > best:
-                best = ev["val_acc"]
-                Policy(model, meta).save(out / "best")
-            torch.save({"model": model.state_dict(), "optim": opt.state_dict(), "step": step, "epoch": epoch,
-                        "best": best, "config": cfg.to_dict(), "torch_rng": torch.get_rng_state(),
-                        "np_seed": int(rng.integers(2**31))}, state_path)
-            plot_metrics(out / "metrics.jsonl", out / "loss.png")
+            acc_log.clear()
+        if rank != 0 or not (step % run.eval_every == 0 or step == tcfg.steps):
+            return
+        ev = evaluate(model, val_s or train_s[:64]) if (val_s or train_s) else {}
+        ev.update(split="val", step=step, epoch=round(epoch, 3), time_s=time.perf_counter() - t_start)
+        metrics.write(json.dumps(ev) + "\n")
+        metrics.flush()
+        meta = {**clip_info, "variant": run.variant, "step": step, "epoch": round(epoch, 3),
+                "train_samples": len(train_s), "val_samples": len(val_s), "trainer": tcfg.to_dict(),
+                "train_data": list(run.data),
+                **{k: ev[k] for k in ("val_acc", "val_near", "val_hit", "val_on_target") if k in ev}}
+        Policy(model, meta).save(out / "last")
+        if ev.get("val_acc", 0.0) > state["best"]:
+            state["best"] = ev["val_acc"]
+            Policy(model, meta).save(out / "best")
+        np_seed = int(state["rng"].integers(2**31))
+        torch.save({"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
+                    "best": state["best"], "config": cfg.to_dict(), "trainer": tcfg.to_dict(),
+                    "order": torch.as_tensor(state["order"]), "torch_rng": torch.get_rng_state(),
+                    "np_seed": np_seed}, state_path)
+        state["rng"] = np.random.default_rng(np_seed)  # as a run resumed from here goes on
+        plot_metrics(out / "metrics.jsonl", out / "loss.png")
+
+    fit(model.parameters(), step_loss, tcfg, optimizer=opt, start_step=state["step"], on_step=on_step)
     bar.close()
-    summary: dict[str, Any] = {"step": step, "epoch": epoch, "best_val_acc": best}
+    summary: dict[str, Any] = {"step": state["step"], "best_val_acc": state["best"]}
     if rank == 0 and (out / "best" / "config.json").exists():
         pol = Policy.load(out / "best")
-        cal = calibrate_presence(pol, val_s or train_s, args.seed, fit_samples=train_s)
+        if run.presence_from:
+            cal = grounding_meta(run.presence_from)
+        else:
+            cal = calibrate_presence(pol, val_s or train_s, tcfg.seed, fit_samples=train_s)
         pol.meta.update(cal)
         pol.save(out / "best")
-        summary.update(cal)
+        summary.update({k: v for k, v in cal.items() if not isinstance(v, (dict, list))})
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if world > 1:
         import torch.distributed as dist
@@ -549,17 +650,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="SR", choices=list(VARIANTS))
     p.add_argument("--data", nargs="+", required=True, help="shard directories written by `vla collect`")
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, loss.png)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--steps", type=int, default=3000, help="optimiser steps in all (the run's bound)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--val-frac", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--eval-every", type=int, default=1, help="epochs between validation + checkpoint")
+    p.add_argument("--log-every", type=int, default=10, help="steps between logged training losses")
+    p.add_argument("--eval-every", type=int, default=500, help="steps between validation + checkpoint")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing training_state.pt")
     p.add_argument("--drop-off-target", action="store_true",
                    help="drop grasp samples whose expert grasp is off the instructed object (blockers)")
+    p.add_argument("--presence-from", default=None, metavar="CHECKPOINT",
+                   help="take the grounding (presence / attribute recognisers, thresholds) from this "
+                        "installed checkpoint, e.g. SR, instead of calibrating the run's own")
+    p.add_argument("--install", action="store_true",
+                   help="ship best/ as the variant's checkpoint (checkpoints/<variant>) when the run ends")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="PolicyConfig overrides")
     return p
 
@@ -572,6 +678,8 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(d).is_dir():
             raise SystemExit(f"--data {d}: no such directory; collect data first with `vla collect`")
     summary = train(args)
+    if args.install:
+        summary["installed"] = str(install_checkpoint(Path(args.out) / "best", args.variant))
     print(json.dumps(summary, indent=2))
     return 0
 
