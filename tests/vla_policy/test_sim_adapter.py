@@ -27,3 +27,19 @@ def test_learned_policy_runs_one_benchmark_episode():
         R = d.pose[:3, :3]
         assert np.allclose(R.T @ R, np.eye(3), atol=1e-5)
         assert 0.2 < d.pose[0, 3] < 0.8 and abs(d.pose[1, 3]) < 0.45 and -0.01 < d.pose[2, 3] < 0.3
+
+
+def test_every_shipped_variant_has_a_factory_and_env_checkpoint(monkeypatch):
+    from vla_policy import sim_adapter
+    from vla_policy.configuration import VARIANTS
+
+    made = {}
+    monkeypatch.setattr(sim_adapter, "LearnedSimPolicy", lambda ckpt: made.setdefault(ckpt, ckpt))
+    for name in ("make_base", "make_sr_a", "make_sr", "make_sr_posa", "make_sr_mgfa", "make_sr_relu"):
+        getattr(sim_adapter, name)()
+    assert set(made) == set(VARIANTS)
+    monkeypatch.delenv(sim_adapter.CHECKPOINT_ENV, raising=False)
+    with pytest.raises(ValueError, match=sim_adapter.CHECKPOINT_ENV):
+        sim_adapter.make_checkpoint()
+    monkeypatch.setenv(sim_adapter.CHECKPOINT_ENV, "runs/x/best")
+    assert sim_adapter.make_checkpoint() == "runs/x/best"

@@ -14,6 +14,10 @@ Usage::
 
     vla eval --policy vla_policy.sim_adapter:make_sr --task grasp --split seen --episodes 20
     vla eval --policy vla_policy.sim_adapter:make_sr_mgfa --task grasp --split unseen
+    VLA_POLICY_CHECKPOINT=runs/SR/best vla eval --policy vla_policy.sim_adapter:make_checkpoint ...
+
+One factory per shipped variant: ``make_base``, ``make_sr_a``, ``make_sr``, ``make_sr_posa``,
+``make_sr_mgfa``, ``make_sr_relu``.
 """
 
 from __future__ import annotations
@@ -85,6 +89,9 @@ class LearnedSimPolicy:
         return np.asarray(pose, dtype=np.float64)
 
 
+CHECKPOINT_ENV = "VLA_POLICY_CHECKPOINT"
+
+
 def make_sr() -> LearnedSimPolicy:
     """The shipped SR checkpoint (two-stage + DSSA) with the compact CLIP."""
     return LearnedSimPolicy("SR")
@@ -93,3 +100,39 @@ def make_sr() -> LearnedSimPolicy:
 def make_sr_mgfa() -> LearnedSimPolicy:
     """The shipped SR+MGFA checkpoint with the compact CLIP."""
     return LearnedSimPolicy("SR+MGFA")
+
+
+def make_base() -> LearnedSimPolicy:
+    """The shipped BASE checkpoint (2-Align over the whole cloud, no 1-Align)."""
+    return LearnedSimPolicy("BASE")
+
+
+def make_sr_a() -> LearnedSimPolicy:
+    """The shipped SR-A checkpoint (two-stage, softmax attention)."""
+    return LearnedSimPolicy("SR-A")
+
+
+def make_sr_posa() -> LearnedSimPolicy:
+    """The shipped SR+PosA checkpoint (SR + the pose-conditioned anchor)."""
+    return LearnedSimPolicy("SR+PosA")
+
+
+def make_sr_relu() -> LearnedSimPolicy:
+    """The shipped SR-ReLU checkpoint (SR with plain ReLU attention)."""
+    return LearnedSimPolicy("SR-ReLU")
+
+
+def make_checkpoint() -> LearnedSimPolicy:
+    """The checkpoint named by ``$VLA_POLICY_CHECKPOINT`` (a variant name or a run's ``best/``).
+
+    For evaluating a training run before it is installed::
+
+        VLA_POLICY_CHECKPOINT=runs/SR/best vla eval --policy vla_policy.sim_adapter:make_checkpoint ...
+    """
+    import os
+
+    checkpoint = os.environ.get(CHECKPOINT_ENV)
+    if not checkpoint:
+        raise ValueError(f"make_checkpoint needs ${CHECKPOINT_ENV}: a shipped variant name or a checkpoint "
+                         "directory")
+    return LearnedSimPolicy(checkpoint)
