@@ -474,10 +474,10 @@ def heldout_text(text: str, rng: np.random.Generator) -> str:
     """The instruction ``text`` (a templated sentence) said with a held-out phrasing, same slots.
 
     The sentence is parsed (``vla_common.language``; templated sentences parse as built) and its
-    object phrase, relation and reference are put into a template drawn from set C of
-    ``vla_policy/heldout_phrasings.yaml`` (written before the parser rules were last changed and
-    measured once after; never trained or tuned on), the relation in one of that file's surface
-    forms ("to the left of").
+    object phrase, relation and reference are put into a template drawn from the set
+    ``HELDOUT_SET`` (D) of ``vla_policy/heldout_phrasings.yaml`` (written before the parser rules
+    were last changed and measured once after; never trained or tuned on), the relation in one of
+    that file's surface forms ("to the left of").
     "something to ..." phrases replace "the / that {object}" whole ("could you take something to
     eat away").
     """
@@ -852,7 +852,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--renderer", choices=("auto", "egl", "tiny"), default="auto")
     ap.add_argument("--phrasing", choices=PHRASINGS, default="templated",
                     help="templated: the cases' own sentences; heldout: each said with a held-out phrasing "
-                         "(set C of vla_policy/heldout_phrasings.yaml, same object, relation and reference)")
+                         f"(set {HELDOUT_SET[-1].upper()} of vla_policy/heldout_phrasings.yaml, same object, "
+                         "relation and reference)")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--record", type=Path, default=None, metavar="DIR",
                     help="write a rerun recording per episode to DIR (open one with: rerun DIR/<file>.rrd)")
