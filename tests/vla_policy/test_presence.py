@@ -429,3 +429,46 @@ def test_a_true_instruction_counts_only_where_its_target_is_in_the_stored_cloud(
     assert not target_visible(sample("red mug", elsewhere), NAMES)  # its box holds no cloud point
     assert not target_visible(sample("red mug", mug_box), NAMES, min_points=10 ** 6)
     assert target_visible({"xyz": xyz, "rgb": rgb, "features": f, "meta": {"target": "red mug"}}, NAMES)
+
+
+def test_install_from_ships_a_run_without_refitting(tmp_path, monkeypatch):
+    """Heads from one run, then an attribute recogniser from another: each lands beside the other."""
+    import shutil
+
+    import vla_policy.presence_calibration as pc
+    from vla_policy.policy import CHECKPOINT_DIR
+
+    ck = tmp_path / "checkpoints"
+    shutil.copytree(CHECKPOINT_DIR / "presence", ck / "presence")
+    shutil.copytree(CHECKPOINT_DIR / "SR", ck / "SR")
+    monkeypatch.setattr(pc, "CHECKPOINT_DIR", ck)
+    shipped_attrs = PresenceRecogniser.load(ck / "presence").attributes
+    assert shipped_attrs is not None
+    x, y = _training_points()
+    heads = PresenceRecogniser.fit(x, y, VOCAB, steps=50)
+    heads.save(tmp_path / "run_heads")
+    (tmp_path / "run_heads" / "presence_calibration.json").write_text(json.dumps(
+        {"presence_threshold": 0.123, "presence_tpr": 0.9, "calibration": "test"}))
+    assert pc.install_from(tmp_path / "run_heads", {}) == ["SR"]
+    now = PresenceRecogniser.load(ck / "presence")
+    np.testing.assert_allclose(now.heads["colour"][0], heads.heads["colour"][0])
+    assert now.attributes is not None  # the shipped attribute recogniser stays
+    np.testing.assert_allclose(now.attributes.heads["colour"][0], shipped_attrs.heads["colour"][0])
+    meta = json.loads((ck / "SR" / "config.json").read_text())["meta"]
+    assert meta["presence_threshold"] == 0.123 and meta["presence_recogniser"] == "../presence"
+    assert not any(k.startswith("combined_") for k in meta)  # measured with other heads: dropped
+
+    inputs = {"colour": ["colour"], "shape": ["geometry"], "category": ["geometry"]}
+    attrs = PresenceRecogniser.fit(x, y, VOCAB, steps=30, hidden=8, inputs=inputs)
+    other = PresenceRecogniser.fit(x[:50], y[:50], VOCAB, steps=5)  # the heads that run was attached to
+    other.attributes = attrs
+    other.save(tmp_path / "run_attrs")
+    (tmp_path / "run_attrs" / "presence_calibration.json").write_text(json.dumps(
+        {"attributes_presence_tpr": 0.8, "combined_heldout_seen_grounding_acc": 0.1}))
+    assert pc.install_from(tmp_path / "run_attrs", {}) == ["SR"]
+    now = PresenceRecogniser.load(ck / "presence")
+    np.testing.assert_allclose(now.heads["colour"][0], heads.heads["colour"][0])  # not the run's heads
+    np.testing.assert_allclose(now.attributes.trunks["colour"][0], attrs.trunks["colour"][0])
+    meta = json.loads((ck / "SR" / "config.json").read_text())["meta"]
+    assert meta["attributes_presence_tpr"] == 0.8 and meta["presence_threshold"] == 0.123
+    assert "combined_heldout_seen_grounding_acc" not in meta  # stale: measured with the run's heads

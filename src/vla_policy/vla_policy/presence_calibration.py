@@ -31,6 +31,8 @@ Usage::
     python -m vla_policy.presence_calibration --data data/grasp_v4 data/place_v1 --hidden 64 \\
         --inputs "colour=colour;shape=geometry;category=geometry" --as-attributes --min-tpr 0.90 \\
         --heldout-seeds 900000:900060 --heldout-place data/heldout_place_v1 --out outputs/presence_attributes
+    python -m vla_policy.presence_calibration --install-from outputs/presence \
+        --heldout-seeds 900000:900060 --heldout-place data/heldout_place_v1   # ship it later, no refit
 """
 
 from __future__ import annotations
@@ -171,6 +173,36 @@ def install_attributes(combined: PresenceRecogniser, cal: dict[str, Any]) -> lis
     return done
 
 
+def combined_grounding(rec: PresenceRecogniser, held: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """``combined_heldout_<split>_*``: 3D grounding of ``rec`` with its ``attributes`` recogniser."""
+    return {f"combined_heldout_{split}_{k}": v for split, samples_ in held.items() if samples_
+            for k, v in heldout_grounding(rec, samples_).items()}
+
+
+def install_from(directory: Path, held: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Ship what an earlier run wrote to its ``--out`` (recogniser files + ``presence_calibration.json``).
+
+    No refit: the run's own numbers go into the metas. An ``--as-attributes`` run's attribute
+    recogniser is attached to the heads shipped *now* (which may be newer than those it was measured
+    with), and the combination's ``combined_*`` grounding is measured again on ``held``
+    ({split: held-out samples}); after a run of new heads, likewise with the attribute recogniser
+    shipped now.
+    """
+    cal = json.loads((directory / "presence_calibration.json").read_text())
+    if any(k.startswith("attributes_") for k in cal):
+        combined = PresenceRecogniser.load(CHECKPOINT_DIR / "presence")
+        combined.attributes = PresenceRecogniser.load(directory, PresenceRecogniser.ATTRIBUTES_STEM)
+        cal = {k: v for k, v in cal.items() if not k.startswith("combined_")}
+        return install_attributes(combined, {**cal, **combined_grounding(combined, held)})
+    rec = PresenceRecogniser.load(directory)
+    rec.attributes = None  # the shipped attribute recogniser stays (install attaches it)
+    done = install(rec, cal)
+    shipped = PresenceRecogniser.load(CHECKPOINT_DIR / "presence")
+    if shipped.attributes is not None:
+        _rewrite_metas(("combined_",), combined_grounding(shipped, held))
+    return done
+
+
 def _rewrite_metas(stale: tuple[str, ...], entries: dict[str, Any]) -> list[str]:
     """Drop the keys starting with ``stale`` and add ``entries``, in every shipped checkpoint's meta.
 
@@ -205,7 +237,8 @@ def parse_inputs(text: str) -> dict[str, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     """CLI; prints and writes ``presence_calibration.json`` into ``--out``."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", nargs="+", required=True, type=Path)
+    ap.add_argument("--data", nargs="+", type=Path,
+                    help="shard directories to fit on (not with --install-from)")
     ap.add_argument("--hidden", type=int, default=0)
     ap.add_argument("--inputs", default=None, type=parse_inputs,
                     help="factorised recogniser (needs --hidden): each attribute's descriptor groups, e.g. "
@@ -223,7 +256,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="fit the recogniser of objects the shipped one does not know "
                          "(PresenceRecogniser.attributes; use with --inputs) and attach it to the shipped "
                          "recogniser, whose heads and target-not-found threshold stay as they are")
+    ap.add_argument("--install-from", type=Path, default=None, metavar="DIR",
+                    help="ship the recogniser an earlier run wrote to its --out, without fitting again "
+                         "(the held-out arguments measure the combination with the other recogniser)")
     args = ap.parse_args(argv)
+    a, b = (int(x) for x in args.heldout_seeds.split(":"))
+    if args.install_from is not None:
+        held = {"seen": cached_heldout("seen", range(a, b), args.heldout_cache),
+                "unseen": cached_heldout("unseen", range(a, b), args.heldout_cache),
+                "place": [x for d in args.heldout_place for x in load_samples(d)]}
+        print(f"installed into {', '.join(install_from(args.install_from, held))}")
+        return 0
+    if not args.data:
+        ap.error("--data is required (unless --install-from)")
     if args.as_attributes and args.inputs is None:
         ap.error("--as-attributes needs --inputs (the attribute recogniser's descriptor groups)")
     samples = [s for d in args.data for s in load_samples(d)]
@@ -236,7 +281,6 @@ def main(argv: list[str] | None = None) -> int:
     if cal.get("presence_statistic") != "recogniser":
         raise SystemExit(f"calibration did not fit a recogniser: {cal.get('calibration')}")
     rec = PresenceRecogniser.from_meta(cal.pop("presence_recogniser"))
-    a, b = (int(x) for x in args.heldout_seeds.split(":"))
     held = cached_heldout("seen", range(a, b), args.heldout_cache)
     held_unseen = cached_heldout("unseen", range(a, b), args.heldout_cache)
     threshold = cal["presence_threshold"]
